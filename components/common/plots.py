@@ -1,0 +1,54 @@
+"""PNG plots (matplotlib, Agg) that steps log to MLflow and reports link to."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+from components.common.io import atomic_path  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return path
+
+
+def line_plot(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    path: str | os.PathLike,
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+) -> Path:
+    """One line per named (x, y) series."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for label, (xs, ys) in series.items():
+        if len(xs):
+            ax.plot(xs, ys, label=label, marker="." if len(xs) < 40 else None)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+        ax.legend()
+    return _save(fig, path)
+
+
+def bar_plot(
+    values: Mapping[str, float], path: str | os.PathLike, *, title: str, ylabel: str
+) -> Path:
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    names = list(values)
+    bars = ax.bar(names, [values[name] for name in names], color="tab:blue")
+    ax.bar_label(bars, fmt="%.2f")
+    ax.set(title=title, ylabel=ylabel)
+    ax.set_ylim(0, max(1.0, *values.values()) * 1.1 if values else 1.0)
+    return _save(fig, path)

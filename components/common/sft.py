@@ -1,0 +1,77 @@
+"""SFT examples as model inputs: the rendered prompt is masked out of the loss (labels -100), the
+response and EOS are learned. Shared by fine-tuning, evaluation and per-sample diagnostics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
+
+from components.common.models import render_prompt
+
+IGNORE_INDEX = -100
+
+
+def encode_record(
+    tokenizer: PreTrainedTokenizerBase, record: dict[str, Any], max_length: int
+) -> dict[str, list[int]]:
+    prompt = tokenizer(render_prompt(tokenizer, record["prompt"]), add_special_tokens=False)
+    response = tokenizer(record["response"], add_special_tokens=False)
+    prompt_ids = prompt["input_ids"]
+    response_ids = response["input_ids"] + [tokenizer.eos_token_id]
+    input_ids = (prompt_ids + response_ids)[:max_length]
+    labels = ([IGNORE_INDEX] * len(prompt_ids) + response_ids)[:max_length]
+    return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
+
+
+class SFTDataset(Dataset):
+    def __init__(
+        self, records: list[dict[str, Any]], tokenizer: PreTrainedTokenizerBase, max_length: int
+    ) -> None:
+        self.records = records
+        self.features = [encode_record(tokenizer, r, max_length) for r in records]
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> dict[str, list[int]]:
+        return self.features[index]
+
+
+def sft_collator(tokenizer: PreTrainedTokenizerBase) -> DataCollatorForSeq2Seq:
+    """Right-pads inputs and pads labels with IGNORE_INDEX."""
+    return DataCollatorForSeq2Seq(
+        tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX, return_tensors="pt"
+    )
+
+
+@torch.no_grad()
+def greedy_answers(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    max_new_tokens: int,
+    batch_size: int,
+) -> list[str]:
+    """Batched greedy generation (left padding); returns each answer's first line, stripped."""
+    tokenizer.padding_side = "left"
+    model.eval()
+    answers: list[str] = []
+    for start in range(0, len(prompts), batch_size):
+        texts = [render_prompt(tokenizer, p) for p in prompts[start : start + batch_size]]
+        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        batch = batch.to(model.device)
+        output = model.generate(
+            **batch,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        new_tokens = output[:, batch["input_ids"].shape[1] :]
+        for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True):
+            stripped = text.strip()
+            answers.append(stripped.splitlines()[0].strip() if stripped else "")
+    return answers

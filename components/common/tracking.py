@@ -1,0 +1,89 @@
+"""MLflow conventions: one run per step tagged with git commit, step and profile; models registered
+with alias `challenger`; `champion` moves only when the challenger beats it (never stages)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from pydantic import BaseModel
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_EXPERIMENT = "mlops-methods"
+CHALLENGER, CHAMPION = "challenger", "champion"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return os.environ.get("GIT_COMMIT", "unknown")
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+@contextlib.contextmanager
+def step_run(
+    step: str, profile: str, params: BaseModel | None = None
+) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run for one pipeline step, with the project's tags and the step's params."""
+    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", DEFAULT_EXPERIMENT))
+    tags = {"git_commit": git_commit(), "step": step, "profile": profile}
+    with mlflow.start_run(run_name=step, tags=tags) as run:
+        if params is not None:
+            mlflow.log_params(flatten(params.model_dump(mode="json"), prefix=f"{step}."))
+        yield run
+
+
+def register(model_uri: str, name: str, tags: Mapping[str, Any] = ()) -> ModelVersion:
+    """Register `model_uri` as a new version of `name` and point `challenger` at it."""
+    client = MlflowClient(tracking_uri())
+    version = mlflow.register_model(
+        model_uri, name, tags={k: str(v) for k, v in dict(tags).items()}
+    )
+    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    return version
+
+
+def promote_if_better(
+    name: str, version: str, metric: str, value: float, greater_is_better: bool = True
+) -> bool:
+    """Move `champion` to `version` if there is none yet or `value` beats the champion's metric
+    (read from the champion version's `metric` tag). Returns whether it moved."""
+    client = MlflowClient(tracking_uri())
+    client.set_model_version_tag(name, version, metric, str(value))
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        champion = None
+    if champion is not None:
+        best = float(champion.tags.get(metric, "nan"))
+        beaten = value > best if greater_is_better else value < best
+        if best == best and not beaten:  # best == best: False only for NaN (untagged champion)
+            return False
+    client.set_registered_model_alias(name, CHAMPION, version)
+    return True

@@ -1,0 +1,150 @@
+"""data_prep: build (or load) the SFT set and the pretraining corpus, validate, then write.
+
+Outputs in `out_dir`: train.jsonl, eval.jsonl, corpus.txt, tokenizer/ (tiny profile only).
+Validation results go to `report_dir` whether or not they pass; the dataset is written only after
+every split passed, and all at once (one atomic rename of the directory)."""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from components.common.io import ProjectError, atomic_path, write_json, write_jsonl
+from components.common.params import DataPrepParams, Profile
+from components.common.repro import seed_everything
+from components.common.tracking import step_run
+from components.data_prep import world
+from components.data_prep.records import load_user_records
+from components.data_prep.tokenizer import train_bpe_tokenizer
+from components.data_prep.validation import DataValidationError, sft_expectations, validate_records
+
+log = logging.getLogger(__name__)
+
+
+def synthetic_splits(params: DataPrepParams) -> tuple[list[dict], list[dict], list[str]]:
+    """The synthetic world's (train records, eval records, corpus lines)."""
+    rng = random.Random(params.seed)
+    entities = world.make_world(params.n_entities, rng)
+    corpus = world.pretraining_corpus(entities, params.corpus_repeats, rng)
+    examples: dict[str, tuple[list[world.Example], list[world.Example]]] = {}
+
+    seen: set[str] = set()
+    for task, make in (("reverse", world.reverse_example), ("add", world.add_example)):
+        train = world.unique_examples(make, params.train_per_task.get(task, 0), rng, seen)
+        examples[task] = (train, world.unique_examples(make, params.eval_per_task, rng, seen))
+
+    table = list(world.recall_table(params.n_recall_keys, rng).items())
+    recall = [world.recall_example(k, v) for k, v in table]
+    n_recall = min(params.train_per_task.get("recall", 0), len(recall))
+    # memorisation is evaluated on keys that were trained
+    examples["recall"] = (
+        recall[:n_recall],
+        rng.sample(recall[:n_recall], min(n_recall, params.eval_per_task)),
+    )
+
+    # QA pairs are trained for some entities; eval asks about the others, known only from the corpus
+    qa = [world.fact_qa_example(e, a) for e in entities for a in world.ATTRIBUTES]
+    rng.shuffle(qa)
+    n_qa = min(params.train_per_task.get("fact_qa", 0), len(qa) - params.eval_per_task)
+    examples["fact_qa"] = (qa[:n_qa], qa[n_qa : n_qa + params.eval_per_task])
+
+    splits = []
+    for split_index, split in enumerate(("train", "eval")):
+        records = [
+            {
+                "id": f"{task}-{split}-{i:05d}",
+                "task": task,
+                "stage": params.task_stage.get(task, 0),
+                "prompt": ex.prompt,
+                "response": ex.response,
+                "meta": ex.meta,
+            }
+            for task in params.tasks
+            for i, ex in enumerate(examples[task][split_index])
+        ]
+        rng.shuffle(records)
+        splits.append([{**r, "line": n} for n, r in enumerate(records, start=1)])
+    return splits[0], splits[1], corpus
+
+
+def load_user_files(params: DataPrepParams) -> dict[str, tuple[str, list[dict]]]:
+    files = {"train": params.user_train}
+    if params.user_eval:
+        files["eval"] = params.user_eval
+    return {split: (str(path), load_user_records(path)) for split, path in files.items()}
+
+
+def hold_out(records: list[dict], params: DataPrepParams) -> tuple[list[dict], list[dict]]:
+    """A deterministic eval slice of a single user file (at most eval_per_task, about 10 %)."""
+    shuffled = random.Random(params.seed).sample(records, len(records))
+    n_eval = min(params.eval_per_task, max(1, len(records) // 10))
+    return shuffled[n_eval:], shuffled[:n_eval]
+
+
+def run(
+    params: DataPrepParams, profile: Profile, out_dir: Path, report_dir: Path
+) -> dict[str, Any]:
+    seed_everything(params.seed)
+    with step_run("data_prep", profile, params):
+        if params.source == "user":
+            datasets = load_user_files(params)
+        else:
+            train, evaluation, corpus = synthetic_splits(params)
+            datasets = {"train": ("synthetic:train", train), "eval": ("synthetic:eval", evaluation)}
+
+        # validate whole files before any split, so e.g. duplicate ids cannot hide across splits
+        expectations = sft_expectations(
+            params.tasks, params.max_prompt_chars, params.max_response_chars
+        )
+        for split, (source, records) in datasets.items():
+            report = report_dir / f"validation_{split}.json"
+            try:
+                payload = validate_records(records, expectations, source=source)
+            except DataValidationError as error:
+                payload = error.payload
+                raise
+            finally:
+                write_json(report, payload)
+                mlflow.log_artifact(str(report), artifact_path="validation")
+
+        if params.source == "user":
+            train = datasets["train"][1]
+            evaluation = datasets["eval"][1] if "eval" in datasets else None
+            if evaluation is None:
+                train, evaluation = hold_out(train, params)
+            if not train:
+                raise ProjectError(
+                    "no training records left after the eval hold-out", file=params.user_train
+                )
+            corpus = _texts(train)
+
+        with atomic_path(out_dir) as tmp:
+            tmp.mkdir()
+            write_jsonl(tmp / "train.jsonl", [_strip_line(r) for r in train])
+            write_jsonl(tmp / "eval.jsonl", [_strip_line(r) for r in evaluation])
+            (tmp / "corpus.txt").write_text("\n".join(corpus) + "\n", encoding="utf-8")
+            if profile == "tiny":
+                tokenizer = train_bpe_tokenizer(corpus + _texts(train), params.tokenizer_vocab_size)
+                tokenizer.save_pretrained(str(tmp / "tokenizer"))
+
+        metrics = {
+            "train_records": len(train),
+            "eval_records": len(evaluation),
+            "corpus_lines": len(corpus),
+            **{f"train_records.{t}": sum(r["task"] == t for r in train) for t in params.tasks},
+        }
+        mlflow.log_metrics(metrics)
+        log.info("data_prep wrote %s: %s", out_dir, metrics)
+        return metrics
+
+
+def _strip_line(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in record.items() if key != "line"}
+
+
+def _texts(records: list[dict[str, Any]]) -> list[str]:
+    return [r["prompt"] + "\n" + r["response"] for r in records]

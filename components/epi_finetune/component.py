@@ -1,0 +1,32 @@
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+
+from pipelines.images import CPU_IMAGE
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def finetune_op(
+    profile: str,
+    params: dict,
+    data: Input[Dataset],
+    base: Input[Model],
+    model: Output[Model],
+    reports: Output[Artifact],
+    metrics: Output[Metrics],
+):
+    """Supervised fine-tuning of the base model on the training split."""
+    from pathlib import Path
+
+    from components.common.kfp_outputs import log_step_metrics
+    from components.common.params import FinetuneParams, validate_section
+    from components.epi_finetune.step import run
+
+    values = run(
+        validate_section(FinetuneParams, params, "finetune"),
+        profile,
+        Path(data.path),
+        Path(base.path),
+        Path(model.path),
+        Path(reports.path),
+    )
+    log_step_metrics(metrics, values)

@@ -1,0 +1,30 @@
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+
+from pipelines.images import CPU_IMAGE
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def evaluate_op(
+    profile: str,
+    params: dict,
+    data: Input[Dataset],
+    model: Input[Model],
+    reports: Output[Artifact],
+    metrics: Output[Metrics],
+):
+    """Exact-match accuracy per task; register the model and promote it if it is better."""
+    from pathlib import Path
+
+    from components.common.kfp_outputs import log_step_metrics
+    from components.common.params import EvaluateParams, validate_section
+    from components.evaluate.step import run
+
+    values = run(
+        validate_section(EvaluateParams, params, "evaluate"),
+        profile,
+        Path(data.path),
+        Path(model.path),
+        Path(reports.path),
+    )
+    log_step_metrics(metrics, values)

@@ -1,0 +1,112 @@
+"""evaluate: exact-match accuracy per task on the eval split (batched greedy generation), the model
+logged and registered in MLflow as a new `challenger`, promoted to `champion` only when it beats the
+current champion on the configured metric."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from components.common.io import ProjectError, read_jsonl, write_jsonl
+from components.common.models import load_causal_lm
+from components.common.params import EvaluateParams, Profile
+from components.common.plots import bar_plot
+from components.common.repro import seed_everything
+from components.common.sft import greedy_answers
+from components.common.tracking import promote_if_better, register, step_run
+
+log = logging.getLogger(__name__)
+# What the registered model needs at serving time; listing it skips MLflow's slow inference.
+MODEL_REQUIREMENTS = ["torch==2.13.0", "transformers==5.23.0", "accelerate==1.15.0"]
+
+
+def exact_match_by_task(records: list[dict[str, Any]], answers: list[str]) -> dict[str, float]:
+    hits: dict[str, list[bool]] = defaultdict(list)
+    for record, answer in zip(records, answers, strict=True):
+        hits[record["task"]].append(answer == record["response"].strip())
+    return {task: sum(values) / len(values) for task, values in sorted(hits.items())}
+
+
+def first_per_task(records: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    kept: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        if len(kept[record["task"]]) < limit:
+            kept[record["task"]].append(record)
+    return [record for group in kept.values() for record in group]
+
+
+def run(
+    params: EvaluateParams, profile: Profile, data_dir: Path, model_dir: Path, report_dir: Path
+) -> dict[str, float]:
+    seed_everything(params.seed)
+    with step_run("evaluate", profile, params):
+        records = read_jsonl(data_dir / "eval.jsonl")
+        if params.max_per_task:
+            records = first_per_task(records, params.max_per_task)
+        if not records:
+            raise ProjectError("no evaluation records", file=data_dir / "eval.jsonl")
+        model, tokenizer = load_causal_lm(model_dir)
+        answers = greedy_answers(
+            model,
+            tokenizer,
+            [r["prompt"] for r in records],
+            params.max_new_tokens,
+            params.batch_size,
+        )
+        per_task = exact_match_by_task(records, answers)
+        metrics = {f"accuracy.{task}": value for task, value in per_task.items()}
+        metrics["accuracy_mean"] = sum(per_task.values()) / len(per_task)
+        if params.promote_metric not in metrics:
+            raise ProjectError(
+                f"unknown metric {params.promote_metric!r}; have {sorted(metrics)}",
+                field="evaluate.promote_metric",
+            )
+        mlflow.log_metrics(metrics)
+
+        write_jsonl(
+            report_dir / "predictions.jsonl",
+            [
+                {"id": r["id"], "task": r["task"], "expected": r["response"], "answer": a}
+                for r, a in zip(records, answers, strict=True)
+            ],
+        )
+        png = bar_plot(
+            per_task, report_dir / "accuracy.png", title="Exact match per task", ylabel="accuracy"
+        )
+        mlflow.log_artifact(str(png), artifact_path="plots")
+        mlflow.log_artifact(str(report_dir / "predictions.jsonl"))
+
+        info = mlflow.transformers.log_model(
+            transformers_model={"model": model, "tokenizer": tokenizer},
+            name="model",
+            task="text-generation",
+            pip_requirements=MODEL_REQUIREMENTS,
+        )
+        value = metrics[params.promote_metric]
+        version = register(
+            info.model_uri,
+            params.registered_model_name,
+            tags={params.promote_metric: value, "profile": profile},
+        )
+        promoted = promote_if_better(
+            params.registered_model_name,
+            version.version,
+            params.promote_metric,
+            value,
+            params.greater_is_better,
+        )
+        log.info(
+            "registered %s v%s (%s=%.3f), champion %s",
+            params.registered_model_name,
+            version.version,
+            params.promote_metric,
+            value,
+            "moved" if promoted else "kept",
+        )
+        metrics["registered_version"] = float(version.version)
+        metrics["promoted"] = float(promoted)
+        return metrics

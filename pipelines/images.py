@@ -1,0 +1,9 @@
+"""The container images of the pipeline components, named in one place.
+
+Pinned tags, never `latest`; override with environment variables when you push your own build."""
+
+import os
+
+REGISTRY = os.environ.get("MLOPS_IMAGE_REGISTRY", "ghcr.io/mlops-methods")
+VERSION = os.environ.get("MLOPS_IMAGE_VERSION", "0.1.0")
+CPU_IMAGE = os.environ.get("MLOPS_CPU_IMAGE", f"{REGISTRY}/mlops-methods-cpu:{VERSION}")

@@ -1,0 +1,424 @@
+"""EPI engine: protection is exact, masks have the right size and move, state survives resume."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+import torch
+import torch.distributed as dist
+from pydantic import ValidationError
+from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainerCallback, TrainingArguments
+
+from components.epi_finetune.isolation import (
+    IsolatingOptimizer,
+    IsolationConfig,
+    ParameterIsolation,
+    build_isolating_optimizer,
+    global_threshold,
+    normalise_scores,
+    top_fraction_masks,
+)
+from components.epi_finetune.trainer_hooks import EPI_STATE_NAME, attach_isolation
+
+VOCAB = 64
+
+
+def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=32,
+    )
+    return LlamaForCausalLM(config)
+
+
+def batch(step: int) -> dict[str, torch.Tensor]:
+    ids = torch.randint(VOCAB, (4, 16), generator=torch.Generator().manual_seed(1000 + step))
+    return {"input_ids": ids, "labels": ids}
+
+
+def make(
+    config: IsolationConfig, seed: int = 0, **opt_kwargs
+) -> tuple[LlamaForCausalLM, IsolatingOptimizer]:
+    model = tiny_llama(seed)
+    kwargs = {"lr": 1e-2, "weight_decay": 0.1} | opt_kwargs
+    return model, build_isolating_optimizer(model, config, **kwargs)
+
+
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, step: int) -> None:
+    model(**batch(step)).loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def snapshot(engine: ParameterIsolation) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in engine.params]
+
+
+def global_scores(engine: ParameterIsolation) -> tuple[torch.Tensor, torch.Tensor]:
+    cfg = engine.config
+    scores = torch.cat([normalise_scores(f, cfg.norm, cfg.eps).flatten() for f in engine.ema[None]])
+    return scores, torch.cat([m.flatten() for m in engine.mask])
+
+
+def n_isolated(masks: list[torch.Tensor]) -> int:
+    return sum(int(m.sum()) for m in masks)
+
+
+def test_config_forbids_unknown_keys_and_fills_warmup():
+    with pytest.raises(ValidationError):
+        IsolationConfig(iso_ratio=0.05, mask_intervall=3)
+    assert IsolationConfig(mask_interval=7).warmup == 7
+    assert IsolationConfig(mask_interval=None).warmup == 25
+    assert IsolationConfig(mask_interval=0, warmup_steps=0).warmup == 1
+    with pytest.raises(ValidationError):
+        IsolationConfig(per_task_ema=True, stage_memory=True)
+
+
+def test_eligible_are_block_matrices():
+    engine = ParameterIsolation(tiny_llama(), IsolationConfig())
+    assert len(engine.names) == 2 * 7  # q, k, v, o, gate, up, down per layer
+    assert all(".layers." in n and n.endswith("proj.weight") for n in engine.names)
+    assert engine.n_eligible == 2 * (4 * 32 * 32 + 3 * 32 * 64)
+
+
+def test_final_delta_bit_identical_with_weight_decay_and_moments():
+    model, opt = make(IsolationConfig(iso_ratio=0.05, mask_interval=2, ema_beta=0.5))
+    engine = opt.engine
+    for t in range(6):
+        train_step(model, opt, t)
+    for t in range(6, 9):  # steps 7 (plain) and 8 (refresh) and 9
+        before = snapshot(engine)
+        train_step(model, opt, t)
+        for p, old, m in zip(engine.params, before, engine.mask, strict=True):
+            state = opt.state[p]
+            assert state["exp_avg"][m].abs().sum() > 0 and state["exp_avg_sq"][m].sum() > 0
+            assert torch.equal(p.detach()[m], old[m])
+            assert (p.detach()[~m] != old[~m]).float().mean() > 0.99
+    assert n_isolated(engine.mask) == round(0.05 * engine.n_eligible)
+
+
+def test_released_entries_move_again():
+    model, opt = make(IsolationConfig(iso_ratio=0.05, mask_interval=2, ema_beta=0.3))
+    engine = opt.engine
+    checked = 0
+    for t in range(12):
+        before, old_mask = snapshot(engine), [m.clone() for m in engine.mask]
+        train_step(model, opt, t)
+        released = [a & ~b for a, b in zip(old_mask, engine.mask, strict=True)]
+        if n_isolated(released) == 0:
+            continue
+        checked += 1
+        # A release takes effect in the refresh step itself; the entries get AdamW updates again.
+        for p, old, r in zip(engine.params, before, released, strict=True):
+            assert (p.detach()[r] != old[r]).all()
+    assert checked >= 2
+    stats = engine.history[-1]
+    assert stats["released"] > 0 and stats["added"] > 0
+    assert stats["jaccard_random"] < stats["jaccard_prev"] < 1.0
+    assert 0.0 <= stats["overlap_first"] <= 1.0
+
+
+def test_global_quantile_exact_and_sampled():
+    gen = torch.Generator().manual_seed(0)
+    scores = [torch.rand(300, 400, generator=gen), torch.rand(1000, generator=gen) * 3]
+    scores.append(torch.randn(50, 50, 20, generator=gen))
+    n = sum(s.numel() for s in scores)
+    masks, tau = top_fraction_masks(scores, 0.05)
+    assert abs(n_isolated(masks) / n - 0.05) <= 0.001
+    assert tau == global_threshold(scores, 0.05)
+    assert torch.cat([s[m] for s, m in zip(scores, masks, strict=True)]).min() == tau
+    masks, tau = top_fraction_masks(scores, 0.05, max_exact=1000, sample_size=200_000, seed=3)
+    assert abs(n_isolated(masks) / n - 0.05) <= 0.005
+    assert top_fraction_masks(scores, 0.0)[1] == math.inf
+
+
+def test_engine_global_selection_size_and_order():
+    engine = ParameterIsolation(tiny_llama(), IsolationConfig(iso_ratio=0.05))
+    gen = torch.Generator().manual_seed(1)
+    for f in engine.ema[None]:
+        f.copy_(torch.rand(f.shape, generator=gen) * float(torch.rand(1, generator=gen) * 10))
+    engine.refresh()
+    scores, mask = global_scores(engine)
+    assert abs(mask.float().mean().item() - 0.05) <= 0.001
+    assert scores[mask].min() >= scores[~mask].max()
+
+
+def test_static_mask_never_changes_after_warmup():
+    model, opt = make(IsolationConfig(mask_interval=None, warmup_steps=3, ema_beta=0.5))
+    engine = opt.engine
+    for t in range(3):
+        train_step(model, opt, t)
+    first = [m.clone() for m in engine.mask]
+    assert n_isolated(first) == round(0.05 * engine.n_eligible)
+    for t in range(3, 12):
+        train_step(model, opt, t)
+        assert all(torch.equal(a, b) for a, b in zip(first, engine.mask, strict=True))
+    assert len(engine.history) == 1 and int(engine.age[0].max()) == 1
+
+
+def test_random_and_inverse_sources():
+    def run(source: str, seed: int = 0) -> ParameterIsolation:
+        model, opt = make(IsolationConfig(mask_interval=2, mask_source=source, seed=seed))
+        for t in range(4):
+            train_step(model, opt, t)
+        return opt.engine
+
+    rand_a, rand_b, rand_c = run("random"), run("random"), run("random", seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(rand_a.mask, rand_b.mask, strict=True))
+    assert not all(torch.equal(a, c) for a, c in zip(rand_a.mask, rand_c.mask, strict=True))
+    assert n_isolated(rand_a.mask) == round(0.05 * rand_a.n_eligible)
+
+    scores, mask = global_scores(run("inverse"))
+    assert abs(mask.float().mean().item() - 0.05) <= 0.001
+    assert scores[mask].max() <= scores[~mask].min()  # the least important entries
+
+    scores, mask = global_scores(run("importance"))
+    assert scores[mask].min() >= scores[~mask].max()
+    random_overlap = (mask & torch.cat([m.flatten() for m in rand_a.mask])).float().sum()
+    assert random_overlap < 0.5 * mask.float().sum()
+
+
+def test_per_layer_selection_isolates_p_in_every_tensor():
+    model, opt = make(IsolationConfig(mask_interval=2, selection="per_layer"))
+    for t in range(2):
+        train_step(model, opt, t)
+    fracs = opt.engine.history[-1]["per_tensor_frac"]
+    assert all(abs(f - 0.05) < 1e-3 for f in fracs.values())
+    assert opt.engine.history[-1]["tau"] is None
+
+
+def test_grad_zero_and_lr_scale_modes():
+    for mode, gamma in (("grad_zero", 0.0), ("lr_scale", 0.25)):
+        model = tiny_llama()
+        config = IsolationConfig(mask_interval=2, protect_mode=mode, lr_scale_gamma=gamma)
+        engine = ParameterIsolation(model, config)
+        opt = IsolatingOptimizer(torch.optim.SGD(model.parameters(), lr=0.5), engine)
+        for t in range(2):
+            before = snapshot(engine)
+            model(**batch(t)).loss.backward()
+            grads = [p.grad.clone() for p in engine.params]
+            opt.step()
+            for p, old, g, m in zip(engine.params, before, grads, engine.mask, strict=True):
+                full = old - 0.5 * g
+                if mode == "grad_zero":
+                    assert torch.equal(p.grad[m], torch.zeros_like(p.grad[m]))
+                    assert torch.equal(p.detach()[m], old[m])  # plain SGD: zero grad, zero step
+                else:
+                    torch.testing.assert_close(p.detach()[m], old[m] + gamma * (full[m] - old[m]))
+                torch.testing.assert_close(p.detach()[~m], full[~m])
+            opt.zero_grad()
+        assert n_isolated(engine.mask) > 0
+
+
+def test_reset_on_release_zeroes_moments_of_released_entries():
+    model = tiny_llama()
+    engine = ParameterIsolation(
+        model,
+        IsolationConfig(mask_interval=1, warmup_steps=1, ema_beta=0.0, moments="reset_on_release"),
+    )
+    adam = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    seen = 0
+    for t in range(6):
+        model(**batch(t)).loss.backward()
+        old_mask = [m.clone() for m in engine.mask]
+        engine.accumulate()
+        kept = [
+            adam.state[p]["exp_avg"].clone() if p in adam.state else None for p in engine.params
+        ]
+        engine.maybe_refresh(optimizer=adam)
+        for p, old, new, m_before in zip(engine.params, old_mask, engine.mask, kept, strict=True):
+            released = old & ~new
+            if m_before is None or not released.any():
+                continue
+            seen += 1
+            assert torch.equal(adam.state[p]["exp_avg"][released], torch.zeros(int(released.sum())))
+            assert adam.state[p]["exp_avg_sq"][released].abs().sum() == 0
+            torch.testing.assert_close(adam.state[p]["exp_avg"][~released], m_before[~released])
+        engine.protect_before_step()
+        adam.step()
+        engine.restore_after_step()
+        adam.zero_grad()
+    assert seen > 0
+
+
+def test_state_dict_round_trip_matches_uninterrupted_run():
+    config = IsolationConfig(mask_interval=2, ema_beta=0.5, moments="reset_on_release")
+    model_a, opt_a = make(config)
+    for t in range(10):
+        train_step(model_a, opt_a, t)
+
+    model_b, opt_b = make(config)
+    for t in range(5):
+        train_step(model_b, opt_b, t)
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "model": model_b.state_dict(),
+            "opt": opt_b.state_dict(),
+            "epi": opt_b.engine.state_dict(),
+        },
+        buffer,
+    )
+    buffer.seek(0)
+    ckpt = torch.load(buffer, weights_only=True)
+    model_c, opt_c = make(config, seed=123)  # different init, overwritten by the checkpoint
+    model_c.load_state_dict(ckpt["model"])
+    opt_c.load_state_dict(ckpt["opt"])
+    opt_c.engine.load_state_dict(ckpt["epi"])
+    for t in range(5, 10):
+        train_step(model_c, opt_c, t)
+
+    for (name, a), c in zip(model_a.named_parameters(), model_c.parameters(), strict=True):
+        assert torch.equal(a, c), name
+    assert all(torch.equal(a, c) for a, c in zip(opt_a.engine.mask, opt_c.engine.mask, strict=True))
+    assert opt_a.engine.history == opt_c.engine.history
+
+
+def test_memory_bytes_per_eligible_parameter():
+    model, opt = make(IsolationConfig(mask_interval=2))
+    for t in range(2):
+        train_step(model, opt, t)
+    # fp32 EMA 4 B + mask 1 B + first mask 1 B + int16 age 2 B
+    assert opt.engine.memory_bytes() == 8 * opt.engine.n_eligible
+
+
+def test_per_task_ema_protects_the_other_tasks():
+    model, opt = make(IsolationConfig(mask_interval=2, per_task_ema=True))
+    engine = opt.engine
+    k = round(0.05 * engine.n_eligible)
+    for t in range(4):
+        engine.set_task(t % 2)
+        train_step(model, opt, t)
+    assert set(engine.ema) == {0, 1}
+    engine.set_task(0)
+    assert n_isolated(engine.mask) == k
+    assert all(torch.equal(a, b) for a, b in zip(engine.mask, engine.task_masks[1], strict=True))
+    engine.set_task(2)  # a new task: both earlier tasks are protected
+    assert k < n_isolated(engine.mask) <= 2 * k
+    assert engine.memory_bytes() == engine.n_eligible * (3 * 4 + 1 + 1 + 2 + 2)
+
+
+def test_stage_memory_keeps_previous_stage_top_p():
+    config = IsolationConfig(mask_interval=2, stage_memory=True, stage_memory_ratio=0.02)
+    model, opt = make(config)
+    engine = opt.engine
+    for t in range(4):
+        train_step(model, opt, t)
+    n_mem = engine.end_stage()
+    assert n_mem == round(0.02 * engine.n_eligible)
+    memory = [m.clone() for m in engine.memory_mask]
+    for t in range(100, 104):  # the next stage
+        train_step(model, opt, t)
+    k = round(0.05 * engine.n_eligible)
+    assert k <= n_isolated(engine.mask) <= k + n_mem
+    assert all(torch.equal(m & mem, mem) for m, mem in zip(engine.mask, memory, strict=True))
+
+
+def test_lora_eligible_tensors_are_adapters():
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(
+        tiny_llama(), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    )
+    opt = build_isolating_optimizer(model, IsolationConfig(mask_interval=2), lr=1e-2)
+    engine = opt.engine
+    assert len(engine.names) == 2 * 2 * 2
+    assert all(
+        ("lora_A" in n or "lora_B" in n) and p.requires_grad
+        for n, p in zip(engine.names, engine.params, strict=True)
+    )
+    for t in range(3):
+        train_step(model, opt, t)
+    before = snapshot(engine)
+    train_step(model, opt, 3)
+    assert n_isolated(engine.mask) == round(0.05 * engine.n_eligible)
+    assert all(
+        torch.equal(p.detach()[m], b[m])
+        for p, b, m in zip(engine.params, before, engine.mask, strict=True)
+    )
+
+
+def test_runs_under_initialised_gloo_process_group(tmp_path):
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
+    try:
+        model = torch.nn.parallel.DistributedDataParallel(tiny_llama())
+        opt = build_isolating_optimizer(model, IsolationConfig(mask_interval=2), lr=1e-2)
+        assert all(n.startswith("module.model.layers.") for n in opt.engine.names)
+        for t in range(4):
+            train_step(model, opt, t)
+        assert len(opt.engine.history) == 2
+    finally:
+        dist.destroy_process_group()
+
+
+class _CheckIsolated(TrainerCallback):
+    """Snapshots before each optimizer step; compares the isolated entries after it."""
+
+    def __init__(self, engine: ParameterIsolation) -> None:
+        self.engine, self.before, self.checked = engine, None, []
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        self.before = snapshot(self.engine)
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        pairs = zip(self.engine.params, self.before, self.engine.mask, strict=True)
+        self.checked.append(all(torch.equal(p.detach()[m], b[m]) for p, b, m in pairs))
+
+
+def run_trainer(out_dir, max_steps: int, resume: str | None = None):
+    args = TrainingArguments(
+        output_dir=str(out_dir),
+        max_steps=max_steps,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        weight_decay=0.1,
+        max_grad_norm=1.0,
+        logging_steps=1,
+        save_steps=3,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+    )
+    model = tiny_llama()
+    opt = build_isolating_optimizer(
+        model, IsolationConfig(mask_interval=2, ema_beta=0.5), args=args
+    )
+    data = [{"input_ids": ids, "labels": ids} for ids in torch.randint(VOCAB, (48, 16)).tolist()]
+    checker = _CheckIsolated(opt.engine)
+    trainer = Trainer(
+        model=model, args=args, train_dataset=data, optimizers=(opt, None), callbacks=[checker]
+    )
+    callback = attach_isolation(trainer)
+    trainer.train(resume_from_checkpoint=resume)
+    return trainer, opt, callback, checker
+
+
+def test_trainer_integration_and_resume(tmp_path):
+    torch.manual_seed(0)
+    trainer, opt, callback, checker = run_trainer(tmp_path / "a", max_steps=6)
+    assert [s["step"] for s in callback.history] == [2, 4, 6]
+    assert opt.max_grad_norm == 1.0 and trainer.args.max_grad_norm == 0.0  # clipping moved
+    assert checker.checked and all(checker.checked)
+    assert n_isolated(opt.engine.mask) == round(0.05 * opt.engine.n_eligible)
+    logged = [h for h in trainer.state.log_history if "epi/frac_isolated" in h]
+    assert [h["step"] for h in logged] == [2, 4, 6]
+    assert (tmp_path / "a" / "checkpoint-3" / EPI_STATE_NAME).is_file()
+    assert (tmp_path / "a" / "epi_history.json").is_file()
+
+    torch.manual_seed(0)
+    resumed, opt_r, _, _ = run_trainer(
+        tmp_path / "a", max_steps=6, resume=str(tmp_path / "a" / "checkpoint-3")
+    )
+    assert opt_r.engine.step == 6 and len(opt_r.engine.history) == 3
+    assert all(torch.equal(a, b) for a, b in zip(opt.engine.mask, opt_r.engine.mask, strict=True))
+    for a, b in zip(trainer.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(a, b)

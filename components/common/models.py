@@ -61,9 +61,16 @@ def materialize_smollm2(cache_dir: str | os.PathLike) -> Path:
         return cache_dir
     source = smollm2_gguf_dir()
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
-    model = AutoModelForCausalLM.from_pretrained(
+    loaded = AutoModelForCausalLM.from_pretrained(
         source, gguf_file=SMOLLM2_GGUF, dtype=torch.float32
     )
+    # The weights are already de-quantised to fp32, but a GGUF-loaded model refuses to save:
+    # move them into a plain model built from the same config.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
     with atomic_path(cache_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -15,6 +15,8 @@ from components.common.io import ProjectError
 
 Profile = Literal["tiny", "smollm2", "hf"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
+NormMode = Literal["mean", "max", "minmax", "zscore", "rank", "none"]
+_STATIC_WARMUP = 25  # EPI: first refresh of a static (K = infinity) mask
 SYNTHETIC_TASKS = ("reverse", "add", "recall", "fact_qa")
 
 
@@ -80,6 +82,50 @@ class LoraParams(StrictModel):
     alpha: int = Field(16, gt=0)
     dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+class IsolationConfig(StrictModel):
+    """EPI hyperparameters; defaults are the tiny-CPU column of the spec."""
+
+    iso_ratio: float = Field(0.05, ge=0.0, lt=1.0, description="p: fraction of eligible entries")
+    mask_interval: int | None = Field(25, ge=0, description="K; None or 0 = static mask")
+    ema_beta: float = Field(0.95, ge=0.0, lt=1.0)
+    warmup_steps: int | None = Field(None, ge=0, description="T0; None = K (25 when static)")
+    norm: NormMode = "mean"
+    selection: Literal["global", "per_layer"] = "global"
+    eligible: Literal["blocks", "all"] = "blocks"
+    protect_mode: Literal["final_delta", "grad_zero", "lr_scale"] = "final_delta"
+    lr_scale_gamma: float = Field(0.1, ge=0.0, le=1.0)
+    moments: Literal["keep", "reset_on_release"] = "keep"
+    mask_source: Literal["importance", "random", "inverse"] = "importance"
+    eps: float = Field(1e-12, gt=0.0)
+    exact_quantile_max_elements: int = Field(16_000_000, ge=1)
+    quantile_sample_size: int = Field(10_000_000, ge=1)
+    seed: int = 0
+    per_task_ema: bool = False
+    stage_memory: bool = False
+    stage_memory_ratio: float | None = Field(None, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _one_extension(self) -> IsolationConfig:
+        if self.per_task_ema and self.stage_memory:
+            raise ValueError("per_task_ema and stage_memory are separate ablations; pick one")
+        return self
+
+    @property
+    def interval(self) -> int | None:
+        """K, or None for the static control."""
+        return self.mask_interval or None
+
+    @property
+    def warmup(self) -> int:
+        """T0, the first refresh step (at least 1: the EMA needs one gradient)."""
+        t0 = self.warmup_steps if self.warmup_steps is not None else self.interval or _STATIC_WARMUP
+        return max(t0, 1)
+
+    @property
+    def memory_ratio(self) -> float:
+        return self.iso_ratio if self.stage_memory_ratio is None else self.stage_memory_ratio
 
 
 class FinetuneParams(StrictModel):

@@ -52,3 +52,27 @@ def bar_plot(
     ax.set(title=title, ylabel=ylabel)
     ax.set_ylim(0, max(1.0, *values.values()) * 1.1 if values else 1.0)
     return _save(fig, path)
+
+
+def grouped_bar_plot(
+    values: Mapping[str, Mapping[str, tuple[float, float]]],
+    path: str | os.PathLike,
+    *,
+    title: str,
+    ylabel: str,
+) -> Path:
+    """Bars of mean ± std: one group per outer key (e.g. task), one bar per inner key (method)."""
+    groups = list(values)
+    members = list(dict.fromkeys(m for g in groups for m in values[g]))
+    width = 0.8 / max(len(members), 1)
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.2 * len(groups) * len(members) / 3), 4.2))
+    for i, member in enumerate(members):
+        xs = [g_index + (i - (len(members) - 1) / 2) * width for g_index in range(len(groups))]
+        means = [values[g].get(member, (float("nan"), 0.0))[0] for g in groups]
+        errors = [values[g].get(member, (0.0, 0.0))[1] for g in groups]
+        ax.bar(xs, means, width, yerr=errors, capsize=2, label=member)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set(title=title, ylabel=ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="small", ncols=2)
+    return _save(fig, path)

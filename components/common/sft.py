@@ -40,6 +40,17 @@ class SFTDataset(Dataset):
         return self.features[index]
 
 
+def first_per_task(records: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """At most `limit` records of each task, in file order."""
+    kept: dict[str, int] = {}
+    out = []
+    for record in records:
+        if kept.setdefault(record["task"], 0) < limit:
+            kept[record["task"]] += 1
+            out.append(record)
+    return out
+
+
 def sft_collator(tokenizer: PreTrainedTokenizerBase) -> DataCollatorForSeq2Seq:
     """Right-pads inputs and pads labels with IGNORE_INDEX."""
     return DataCollatorForSeq2Seq(
@@ -56,6 +67,7 @@ def greedy_answers(
     batch_size: int,
 ) -> list[str]:
     """Batched greedy generation (left padding); returns each answer's first line, stripped."""
+    padding_side, was_training = tokenizer.padding_side, model.training
     tokenizer.padding_side = "left"
     model.eval()
     answers: list[str] = []
@@ -74,4 +86,38 @@ def greedy_answers(
         for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True):
             stripped = text.strip()
             answers.append(stripped.splitlines()[0].strip() if stripped else "")
+    tokenizer.padding_side = padding_side
+    model.train(was_training)
     return answers
+
+
+@torch.no_grad()
+def per_record_loss(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    records: list[dict[str, Any]],
+    max_length: int,
+    batch_size: int = 64,
+) -> list[float]:
+    """Mean cross-entropy of each record's response tokens (the SFT loss, one value per record)."""
+    was_training = model.training
+    model.eval()
+    collate = sft_collator(tokenizer)
+    losses: list[float] = []
+    for start in range(0, len(records), batch_size):
+        features = [
+            encode_record(tokenizer, r, max_length) for r in records[start : start + batch_size]
+        ]
+        batch = collate(features).to(model.device)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        labels = batch["labels"][:, 1:]
+        token_loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].transpose(1, 2).float(),
+            labels,
+            ignore_index=IGNORE_INDEX,
+            reduction="none",
+        )
+        counts = (labels != IGNORE_INDEX).sum(dim=1).clamp(min=1)
+        losses.extend((token_loss.sum(dim=1) / counts).tolist())
+    model.train(was_training)
+    return losses

@@ -16,7 +16,7 @@ from components.common.models import load_causal_lm
 from components.common.params import EvaluateParams, Profile
 from components.common.plots import bar_plot
 from components.common.repro import seed_everything
-from components.common.sft import greedy_answers
+from components.common.sft import first_per_task, greedy_answers
 from components.common.tracking import promote_if_better, register, step_run
 
 log = logging.getLogger(__name__)
@@ -29,14 +29,6 @@ def exact_match_by_task(records: list[dict[str, Any]], answers: list[str]) -> di
     for record, answer in zip(records, answers, strict=True):
         hits[record["task"]].append(answer == record["response"].strip())
     return {task: sum(values) / len(values) for task, values in sorted(hits.items())}
-
-
-def first_per_task(records: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    kept: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in records:
-        if len(kept[record["task"]]) < limit:
-            kept[record["task"]].append(record)
-    return [record for group in kept.values() for record in group]
 
 
 def run(

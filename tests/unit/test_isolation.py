@@ -126,6 +126,23 @@ def test_released_entries_move_again():
     assert 0.0 <= stats["overlap_first"] <= 1.0
 
 
+@pytest.mark.parametrize("beta", [0.0, 0.5, 0.95])
+def test_lazily_scaled_ema_equals_the_plain_ema(beta):
+    engine = ParameterIsolation(tiny_llama(), IsolationConfig(ema_beta=beta, mask_interval=None))
+    gen = torch.Generator().manual_seed(0)
+    reference = [torch.zeros(p.shape, dtype=torch.float64) for p in engine.params]
+    for step in range(45):  # beta = 0.5 folds the scale every 20 steps
+        for p, ref in zip(engine.params, reference, strict=True):
+            p.grad = torch.randn(p.shape, generator=gen) * (1 + step % 7)
+            ref.mul_(beta).addcmul_(p.grad.double(), p.grad.double(), value=1 - beta)
+        engine.accumulate()
+        if step % 11 == 0:  # reading folds the scale in; accumulation goes on from there
+            for f, ref in zip(engine.ema[None], reference, strict=True):
+                torch.testing.assert_close(f.double(), ref, rtol=1e-5, atol=0)
+    for f, ref in zip(engine.ema[None], reference, strict=True):
+        torch.testing.assert_close(f.double(), ref, rtol=1e-5, atol=0)
+
+
 def test_global_quantile_exact_and_sampled():
     gen = torch.Generator().manual_seed(0)
     scores = [torch.rand(300, 400, generator=gen), torch.rand(1000, generator=gen) * 3]
@@ -282,12 +299,54 @@ def test_state_dict_round_trip_matches_uninterrupted_run():
     assert opt_a.engine.history == opt_c.engine.history
 
 
-def test_memory_bytes_per_eligible_parameter():
-    model, opt = make(IsolationConfig(mask_interval=2))
-    for t in range(2):
+def persistent_formula(engine: ParameterIsolation) -> int:
+    """4 B EMA per entry and stream; int32 index + uint8 age per isolated entry; int32 indices of
+    the first mask, the per-task masks and the stage memory."""
+    n_first = n_isolated(engine.first_mask) if engine.first_mask is not None else 0
+    n_tasks = sum(int(m.sum()) for ms in engine.task_masks.values() for m in ms)
+    n_mem = n_isolated(engine.memory_mask) if engine.memory_mask is not None else 0
+    n_ema = 4 * engine.n_eligible * len(engine.ema)
+    return n_ema + 5 * engine.n_isolated + 4 * (n_first + n_tasks + n_mem)
+
+
+@pytest.mark.parametrize("iso_ratio", [0.05, 0.10])
+def test_persistent_memory_at_most_5_bytes_per_eligible_parameter(iso_ratio):
+    config = IsolationConfig(iso_ratio=iso_ratio, mask_interval=2, ema_beta=0.3)
+    assert IsolationConfig().iso_ratio == 0.05  # the default config
+    model, opt = make(config)
+    engine = opt.engine
+    assert engine.memory_bytes() == 4 * engine.n_eligible  # only the EMA before the first mask
+    for t in range(6):  # three refreshes: the first mask and the current one differ
         train_step(model, opt, t)
-    # fp32 EMA 4 B + mask 1 B + first mask 1 B + int16 age 2 B
-    assert opt.engine.memory_bytes() == 8 * opt.engine.n_eligible
+    assert engine.history[-1]["jaccard_prev"] < 1.0
+    assert engine.memory_bytes() == persistent_formula(engine)
+    per_param = engine.memory_bytes() / engine.n_eligible
+    assert per_param == pytest.approx(4 + 9 * iso_ratio, abs=1e-3)
+    assert per_param <= 5.0
+    # transient, only inside a step: int64 indices + fp32 values of the isolated entries
+    assert engine.step_transient_bytes() == 12 * engine.n_isolated
+
+
+def test_sparse_state_matches_dense_views():
+    model, opt = make(IsolationConfig(mask_interval=2, ema_beta=0.3))
+    engine = opt.engine
+    for t in range(6):
+        train_step(model, opt, t)
+    for idx, m, age, p in zip(engine.indices, engine.mask, engine.age, engine.params, strict=True):
+        assert m.dtype == torch.bool and m.shape == p.shape
+        assert torch.equal(idx.long(), m.flatten().nonzero().squeeze(1))
+        assert idx.dtype == torch.int32 and torch.all(idx[1:] > idx[:-1])
+        assert (age[m] >= 1).all() and (age[~m] == 0).all() and age.dtype == torch.uint8
+    ages = torch.cat([a.flatten() for a in engine.age])
+    stats = engine.history[-1]
+    assert int(ages.max()) == stats["age_max"] <= 3
+    assert sum(stats["age_hist"].values()) == stats["n_isolated"] == engine.n_isolated
+    assert stats["age_mean"] == pytest.approx(float(ages.float().sum()) / engine.n_isolated)
+    first = engine.first_mask
+    kept = sum(int((a & b).sum()) for a, b in zip(first, engine.mask, strict=True))
+    assert stats["overlap_first"] == pytest.approx(kept / n_isolated(first))
+    for name, m in zip(engine.names, engine.mask, strict=True):
+        assert stats["per_tensor_frac"][name] == pytest.approx(float(m.float().mean()))
 
 
 def test_per_task_ema_protects_the_other_tasks():
@@ -303,7 +362,7 @@ def test_per_task_ema_protects_the_other_tasks():
     assert all(torch.equal(a, b) for a, b in zip(engine.mask, engine.task_masks[1], strict=True))
     engine.set_task(2)  # a new task: both earlier tasks are protected
     assert k < n_isolated(engine.mask) <= 2 * k
-    assert engine.memory_bytes() == engine.n_eligible * (3 * 4 + 1 + 1 + 2 + 2)
+    assert engine.memory_bytes() == persistent_formula(engine)  # 3 EMAs: 12 B/param
 
 
 def test_stage_memory_keeps_previous_stage_top_p():
@@ -320,6 +379,120 @@ def test_stage_memory_keeps_previous_stage_top_p():
     k = round(0.05 * engine.n_eligible)
     assert k <= n_isolated(engine.mask) <= k + n_mem
     assert all(torch.equal(m & mem, mem) for m, mem in zip(engine.mask, memory, strict=True))
+
+
+def plain_adamw_step(model: torch.nn.Module, adamw: torch.optim.Optimizer, step: int) -> None:
+    """The baseline step: the same clipping (same order of tensors) as IsolatingOptimizer."""
+    model(**batch(step)).loss.backward()
+    params = [p for g in adamw.param_groups for p in g["params"] if p.grad is not None]
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    adamw.step()
+    adamw.zero_grad(set_to_none=True)
+
+
+def test_protect_mode_none_observes_only():
+    # reset_on_release would change the moments; observe-only must not touch them either
+    config = IsolationConfig(
+        mask_interval=2, ema_beta=0.5, protect_mode="none", moments="reset_on_release"
+    )
+    model, opt = make(config, max_grad_norm=1.0)
+    engine = opt.engine
+    plain, adamw = make(config)  # the same model and AdamW groups; its wrapper is not used
+    adamw = adamw.optimizer
+    moved = []
+    for t in range(8):
+        before, mask = snapshot(engine), engine.mask
+        train_step(model, opt, t)
+        plain_adamw_step(plain, adamw, t)
+        pairs = zip(engine.params, before, mask, strict=True)
+        moved += [bool((p.detach()[m] != b[m]).all()) for p, b, m in pairs if m.any()]
+    for (name, a), b in zip(model.named_parameters(), plain.parameters(), strict=True):
+        assert torch.equal(a, b), name  # bit-identical to plain AdamW
+    assert moved and all(moved)  # "isolated" entries are updated
+    assert [h["step"] for h in engine.history] == [2, 4, 6, 8]
+    assert engine.n_isolated == round(0.05 * engine.n_eligible)
+    assert engine.history[-1]["jaccard_prev"] is not None and engine.history[-1]["released"] > 0
+    assert engine.step_transient_bytes() == 0
+
+
+def test_external_mask_is_kept_and_never_refreshed():
+    model, opt = make(IsolationConfig(mask_source="external", mask_interval=2))  # K is unused
+    engine = opt.engine
+    assert engine.ema == {} and engine.memory_bytes() == 0  # no importance is kept
+    gen = torch.Generator().manual_seed(0)
+    masks = [torch.rand(p.shape, generator=gen) < 0.1 for p in engine.params]
+    stats = engine.set_mask(masks)
+    assert stats["source"] == "external" and stats["tau"] is None
+    assert stats["n_isolated"] == n_isolated(masks) == engine.n_isolated
+    for t in range(6):
+        before = snapshot(engine)
+        train_step(model, opt, t)
+        for p, old, m in zip(engine.params, before, masks, strict=True):
+            assert torch.equal(p.detach()[m], old[m])
+            assert (p.detach()[~m] != old[~m]).float().mean() > 0.99
+    assert len(engine.history) == 1 and not engine.due() and engine.step == 6
+    assert all(torch.equal(a, b) for a, b in zip(engine.mask, masks, strict=True))
+    with pytest.raises(ValueError, match="external"):
+        engine.refresh()
+
+    grown = [m | (torch.rand(m.shape, generator=gen) < 0.05) for m in masks]  # a later stage
+    stats = engine.set_mask(grown)
+    assert stats["released"] == 0 and stats["added"] == n_isolated(grown) - n_isolated(masks)
+    assert stats["overlap_first"] == 1.0 and stats["jaccard_prev"] < 1.0
+    for age, m, g in zip(engine.age, masks, grown, strict=True):
+        assert (age[m] == 2).all() and (age[g & ~m] == 1).all()
+    assert engine.memory_bytes() == persistent_formula(engine)
+
+    with pytest.raises(ValueError, match="masks for"):
+        engine.set_mask(masks[:-1])
+    with pytest.raises(ValueError, match="bool mask"):
+        engine.set_mask([m.float() for m in masks])
+    with pytest.raises(ValidationError):
+        IsolationConfig(mask_source="external", per_task_ema=True)
+
+
+def test_set_mask_on_importance_engine_lasts_until_the_next_refresh():
+    model, opt = make(IsolationConfig(mask_interval=4, warmup_steps=2))
+    engine = opt.engine
+    for t in range(2):
+        train_step(model, opt, t)
+    manual = [torch.zeros(p.shape, dtype=torch.bool) for p in engine.params]
+    manual[0][0, :3] = True
+    engine.set_mask(manual)
+    for t in range(2, 5):  # steps 3..5: no refresh
+        train_step(model, opt, t)
+        assert engine.n_isolated == 3
+    train_step(model, opt, 5)  # step 6 refreshes from the importance EMA
+    assert engine.n_isolated == round(0.05 * engine.n_eligible)
+    assert [h["source"] for h in engine.history] == ["importance", "external", "importance"]
+
+
+def test_loads_version_1_dense_state():
+    config = IsolationConfig(mask_interval=2, ema_beta=0.3)
+    model, opt = make(config)
+    a = opt.engine
+    for t in range(6):
+        train_step(model, opt, t)
+    v1 = {
+        "version": 1,
+        "config": config.model_dump(),
+        "names": a.names,
+        "step": a.step,
+        "n_refresh": a.n_refresh,
+        "task": None,
+        "ema": dict(a.ema),
+        "mask": a.mask,
+        "age": [x.to(torch.int16) for x in a.age],
+        "first_mask": a.first_mask,
+        "task_masks": {},
+        "memory_mask": None,
+        "history": a.history,
+    }
+    b = ParameterIsolation(tiny_llama(), config)
+    b.load_state_dict(v1)
+    for x, y in ((a.mask, b.mask), (a.age, b.age), (a.first_mask, b.first_mask)):
+        assert all(torch.equal(u, v) for u, v in zip(x, y, strict=True))
+    assert b.memory_bytes() == a.memory_bytes() and b.state_dict()["version"] == 2
 
 
 def test_lora_eligible_tensors_are_adapters():

@@ -12,7 +12,7 @@ def write(tmp_path, text):
 
 def test_defaults_validate(tmp_path):
     params = load_params(write(tmp_path, "profile: tiny\n"))
-    assert params.finetune.method == "full"
+    assert params.finetune.method == "epi"
 
 
 def test_repo_params_file_is_valid():

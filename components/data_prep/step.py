@@ -17,7 +17,7 @@ from components.common.io import ProjectError, atomic_path, write_json, write_js
 from components.common.params import DataPrepParams, Profile
 from components.common.repro import seed_everything
 from components.common.tracking import step_run
-from components.data_prep import world
+from components.data_prep import planted, world
 from components.data_prep.records import load_user_records
 from components.data_prep.tokenizer import train_bpe_tokenizer
 from components.data_prep.validation import DataValidationError, sft_expectations, validate_records
@@ -93,7 +93,8 @@ def run(
         if params.source == "user":
             datasets = load_user_files(params)
         else:
-            train, evaluation, corpus = synthetic_splits(params)
+            make = planted.planted_splits if params.synthetic == "ilp_planted" else synthetic_splits
+            train, evaluation, corpus = make(params)
             datasets = {"train": ("synthetic:train", train), "eval": ("synthetic:eval", evaluation)}
 
         # validate whole files before any split, so e.g. duplicate ids cannot hide across splits

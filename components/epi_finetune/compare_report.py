@@ -69,11 +69,11 @@ def write_report(out: Path, raw: dict[str, Any]) -> Path:
     lines = [
         "# EPI: Evolving Parameter Isolation on our benchmark",
         "",
-        "Regenerate (about 40 minutes on 2 CPU cores; `--report-only` rewrites this page from "
-        "`epi_runs.json`):",
+        "Regenerate (about an hour on 2 CPU cores; seeds can run as parallel processes with "
+        "`--seeds N`, and `--report-only` rewrites this page from `epi_runs/*.json`):",
         "",
         "```bash",
-        ".venv/bin/python -m components.epi_finetune.compare",
+        ".venv/bin/python -m components.epi_finetune.compare --steps 1200",
         "```",
         "",
         f"Tiny profile (a ~0.7M-parameter Llama pretrained on the synthetic world corpus), "

@@ -16,13 +16,14 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("ir")
-    (path,) = compile_all(REPO_ROOT / "params.yaml", out)
+    paths = compile_all(REPO_ROOT / "params.yaml", out)
+    (path,) = [p for p in paths if Path(p).name == "llm_sft.yaml"]
     return yaml.safe_load(Path(path).read_text())
 
 
 def test_ir_uses_the_pinned_package_image_without_runtime_installs(compiled):
     executors = compiled["deploymentSpec"]["executors"]
-    assert len(executors) == 4
+    assert len(executors) >= 4
     for executor in executors.values():
         container = executor["container"]
         assert not container["image"].endswith(":latest") and ":" in container["image"]

@@ -45,7 +45,7 @@ def test_dvc_repro_writes_metrics_and_registers_champion(dvc_repo):
         "accuracy.recall",
         "accuracy.fact_qa",
     } <= set(metrics)
-    for step in ("data_prep", "pretrain", "finetune"):
+    for step in ("data_prep", "pretrain", "finetune", "ilp_diagnosis"):
         assert (dvc_repo / "metrics" / f"{step}.json").is_file()
     assert (dvc_repo / "reports/finetune/loss.png").stat().st_size > 1000
 
@@ -54,7 +54,13 @@ def test_dvc_repro_writes_metrics_and_registers_champion(dvc_repo):
     champion = client.get_model_version_by_alias("sft-model", "champion")
     assert str(challenger.version) == str(champion.version) == "1"
     runs = client.search_runs([client.get_experiment_by_name("mlops-methods").experiment_id])
-    assert {r.data.tags["step"] for r in runs} == {"data_prep", "pretrain", "finetune", "evaluate"}
+    assert {r.data.tags["step"] for r in runs} == {
+        "data_prep",
+        "pretrain",
+        "finetune",
+        "ilp_diagnosis",
+        "evaluate",
+    }
     assert all(r.data.tags["profile"] == "tiny" for r in runs)
 
 
@@ -90,6 +96,7 @@ def test_kfp_local_pipeline_produces_the_dvc_metric_keys(dvc_repo, tmp_path, mon
         ("data_prep", "data-prep-op"),
         ("pretrain", "pretrain-op"),
         ("finetune", "finetune-op"),
+        ("ilp_diagnosis", "ilp-diagnosis-op"),
         ("evaluate", "evaluate-op"),
     ]:
         dvc_metrics = json.loads((dvc_repo / "metrics" / f"{step}.json").read_text())

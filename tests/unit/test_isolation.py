@@ -18,6 +18,7 @@ from components.epi_finetune.isolation import (
     build_isolating_optimizer,
     global_threshold,
     normalise_scores,
+    top_fraction_global,
     top_fraction_masks,
 )
 from components.epi_finetune.trainer_hooks import EPI_STATE_NAME, attach_isolation
@@ -155,6 +156,37 @@ def test_global_quantile_exact_and_sampled():
     masks, tau = top_fraction_masks(scores, 0.05, max_exact=1000, sample_size=200_000, seed=3)
     assert abs(n_isolated(masks) / n - 0.05) <= 0.005
     assert top_fraction_masks(scores, 0.0)[1] == math.inf
+
+
+def test_prefiltered_topk_is_exact():
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.rand(700_000, generator=gen) ** 3  # large enough for the prefilter
+    k = round(0.05 * scores.numel())
+    idx, tau = top_fraction_global(lambda i: scores, [scores.numel()], 0.05)
+    assert idx.numel() == k and torch.all(idx[1:] > idx[:-1])
+    assert torch.equal(idx, scores.topk(k).indices.sort().values) and tau == scores[idx].min()
+    ties = torch.zeros(700_000)
+    ties[:1000] = 1.0  # the threshold is 0: every entry is a candidate; still exactly k
+    idx, tau = top_fraction_global(lambda i: ties, [ties.numel()], 0.05)
+    assert idx.numel() == k and tau == 0.0 and set(range(1000)) <= set(idx.tolist())
+
+
+def test_sampled_selection_and_per_device_buffers_match():
+    def run(flat: bool, **cfg) -> tuple[list[torch.Tensor], ParameterIsolation]:
+        model, opt = make(IsolationConfig(mask_interval=2, ema_beta=0.5, **cfg))
+        opt.engine._flat_ok = flat  # False: the layout used across devices
+        for t in range(6):
+            train_step(model, opt, t)
+        return list(model.parameters()), opt.engine
+
+    (a, ea), (b, eb) = run(True), run(False)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert all(torch.equal(x, y) for x, y in zip(ea.mask, eb.mask, strict=True))
+    assert ea.history == eb.history and ea.memory_bytes() == eb.memory_bytes()
+    # above exact_quantile_max_elements: the threshold comes from a seeded subsample
+    _, sampled = run(True, exact_quantile_max_elements=1000, quantile_sample_size=5000)
+    assert abs(sampled.n_isolated / sampled.n_eligible - 0.05) < 0.01
+    assert sampled.history[-1]["tau"] is not None
 
 
 def test_engine_global_selection_size_and_order():
@@ -301,12 +333,12 @@ def test_state_dict_round_trip_matches_uninterrupted_run():
 
 def persistent_formula(engine: ParameterIsolation) -> int:
     """4 B EMA per entry and stream; int32 index + uint8 age per isolated entry; int32 indices of
-    the first mask, the per-task masks and the stage memory."""
+    the first mask; int64 (global) indices of the per-task masks and of the stage memory."""
     n_first = n_isolated(engine.first_mask) if engine.first_mask is not None else 0
     n_tasks = sum(int(m.sum()) for ms in engine.task_masks.values() for m in ms)
     n_mem = n_isolated(engine.memory_mask) if engine.memory_mask is not None else 0
     n_ema = 4 * engine.n_eligible * len(engine.ema)
-    return n_ema + 5 * engine.n_isolated + 4 * (n_first + n_tasks + n_mem)
+    return n_ema + 5 * engine.n_isolated + 4 * n_first + 8 * (n_tasks + n_mem)
 
 
 @pytest.mark.parametrize("iso_ratio", [0.05, 0.10])

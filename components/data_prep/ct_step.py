@@ -1,0 +1,77 @@
+"""ct_data_prep: generate the synthetic multi-site CT benchmark (or take the user's MSD task
+folders), check every volume, write `domains.json` (domain → task folder).
+
+Output `out_dir`: one MSD task folder per synthetic site and domains.json, renamed into place at
+once after every check passed. User folders are checked and referenced, not copied.
+CLI: `python -m components.data_prep.ct_step --params params.yaml [--set k=v]`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+
+from components.common.cli import step_main, step_parser
+from components.common.io import atomic_path, write_json
+from components.common.params import CtDataParams, Profile
+from components.common.repro import seed_everything
+from components.common.tracking import step_run
+from components.data_prep.ct_synth import write_domain
+from components.data_prep.ct_volumes import check_domain
+
+log = logging.getLogger(__name__)
+
+
+def run_ct(
+    params: CtDataParams, profile: Profile, out_dir: Path, report_dir: Path
+) -> dict[str, Any]:
+    seed_everything(params.seed)
+    with step_run("ct_data_prep", profile, params), atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        if params.source == "synthetic":
+            domains = {name: name for name in params.domains}
+            for name in params.domains:
+                write_domain(
+                    tmp / name,
+                    name,
+                    params.cases_per_domain,
+                    params.seed,
+                    params.shape,
+                    params.spacing,
+                )
+        else:
+            domains = {
+                name: str(Path(folder).resolve()) for name, folder in params.msd_domains.items()
+            }
+        # every volume is checked before anything is renamed into place
+        summaries = {name: check_domain(tmp / folder) for name, folder in domains.items()}
+        write_json(report_dir / "volumes.json", summaries)
+        mlflow.log_artifact(str(report_dir / "volumes.json"), artifact_path="validation")
+        write_json(tmp / "domains.json", domains)
+
+        metrics: dict[str, Any] = {}
+        for name, cases in summaries.items():
+            metrics[f"cases.{name}"] = len(cases)
+            metrics[f"lesion_voxels.{name}"] = float(np.mean([c["lesion_voxels"] for c in cases]))
+            metrics[f"slices.{name}"] = float(np.mean([c["shape"][2] for c in cases]))
+        mlflow.log_metrics(metrics)
+        log.info("ct_data_prep wrote %s: %s", out_dir, metrics)
+        return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = step_parser("ct_data_prep")
+    parser.prog = "python -m components.data_prep.ct_step"
+    parser.add_argument("--out", type=Path, default=Path("data/ct"))
+    parser.add_argument("--reports", type=Path, default=Path("reports/seg/data"))
+    args = parser.parse_args(argv)
+    return step_main(
+        "ct_data_prep", args, lambda p: run_ct(p.ct_data, p.profile, args.out, args.reports)
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

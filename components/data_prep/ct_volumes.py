@@ -1,0 +1,108 @@
+"""Reading a Medical Segmentation Decathlon task folder (the synthetic sites and the real
+Task07_Pancreas alike) and checking its volumes before anything trains on them.
+
+A failed check is a ProjectError that names the file and the failed property (`field`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components.common.io import ProjectError, read_json
+from components.common.nifti import load_nifti
+
+ALLOWED_LABELS = (0, 1, 2)
+# image and label affines of real MSD files differ by float noise only
+AFFINE_ATOL = 1e-3
+
+
+def domain_cases(root: str | os.PathLike) -> list[dict[str, str]]:
+    """The labelled cases of one MSD task folder: [{"id", "image", "label"}], in listed order."""
+    root = Path(root)
+    manifest = root / "dataset.json"
+    dataset = read_json(manifest)
+    training = dataset.get("training") if isinstance(dataset, dict) else None
+    if not isinstance(training, list) or not training:
+        raise ProjectError("expected a non-empty `training` list", file=manifest, field="training")
+    cases = []
+    for index, entry in enumerate(training):
+        if not isinstance(entry, dict) or not {"image", "label"} <= set(entry):
+            raise ProjectError(
+                "each entry needs `image` and `label`", file=manifest, field=f"training.{index}"
+            )
+        image, label = (root / entry[key] for key in ("image", "label"))
+        for path in (image, label):
+            if not path.is_file():
+                raise ProjectError("listed in dataset.json but missing", file=path)
+        cases.append(
+            {
+                "id": Path(entry["image"]).name.split(".")[0],
+                "image": str(image),
+                "label": str(label),
+            }
+        )
+    return cases
+
+
+def check_volume(image_path: str | os.PathLike, label_path: str | os.PathLike) -> dict[str, Any]:
+    """Shape and affine agree, labels in {0, 1, 2}, finite intensities, non-empty foreground.
+
+    Returns a summary of the case (shape, spacing, voxel counts, intensity range)."""
+    image_path, label_path = Path(image_path), Path(label_path)
+    image, image_affine, spacing = load_nifti(image_path)
+    label, label_affine, _ = load_nifti(label_path)
+    if image.ndim != 3:
+        raise ProjectError(f"expected a 3D volume, got shape {image.shape}", file=image_path)
+    if image.shape != label.shape:
+        raise ProjectError(
+            f"label shape {label.shape} != image shape {image.shape}",
+            file=label_path,
+            field="shape",
+        )
+    if not np.allclose(image_affine, label_affine, atol=AFFINE_ATOL):
+        raise ProjectError("label affine differs from the image's", file=label_path, field="affine")
+    if not np.isfinite(image).all():
+        raise ProjectError(
+            "non-finite intensities (NaN or inf)", file=image_path, field="intensity"
+        )
+    values = np.unique(label)
+    bad = [float(v) for v in values if v not in ALLOWED_LABELS]
+    if bad:
+        raise ProjectError(
+            f"label values {bad} outside {list(ALLOWED_LABELS)}", file=label_path, field="labels"
+        )
+    counts = {int(v): int((label == v).sum()) for v in ALLOWED_LABELS}
+    if counts[1] + counts[2] == 0:
+        raise ProjectError(
+            "empty foreground (no pancreas or lesion)", file=label_path, field="labels"
+        )
+    return {
+        "shape": list(image.shape),
+        "spacing": list(spacing),
+        "pancreas_voxels": counts[1],
+        "lesion_voxels": counts[2],
+        "intensity_min": float(image.min()),
+        "intensity_max": float(image.max()),
+    }
+
+
+def check_domain(root: str | os.PathLike) -> list[dict[str, Any]]:
+    """Check every case of one task folder; the first failure raises."""
+    return [
+        {"id": case["id"], **check_volume(case["image"], case["label"])}
+        for case in domain_cases(root)
+    ]
+
+
+def read_domains(data_dir: str | os.PathLike) -> dict[str, Path]:
+    """The domain → task-folder map that ct_data_prep writes (`domains.json`); relative folders
+    are relative to `data_dir` (synthetic sites), absolute ones point at the user's data."""
+    data_dir = Path(data_dir)
+    manifest = data_dir / "domains.json"
+    domains = read_json(manifest)
+    if not isinstance(domains, dict) or not domains:
+        raise ProjectError("expected a mapping of domain name to folder", file=manifest)
+    return {name: data_dir / folder for name, folder in domains.items()}

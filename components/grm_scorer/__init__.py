@@ -1,0 +1,2 @@
+"""E-GRM: consensus-gated chain-of-thought over parallel generations, with a discriminative scorer
+trained by the hybrid regression-ranking loss (spec: methods/egrm.md)."""

@@ -1,0 +1,105 @@
+"""grm_data: the reasoning benchmark's splits, validated, then written all at once.
+
+Outputs in `out_dir`: train.jsonl (policy), scorer.jsonl (scorer paths), eval.jsonl (routes), each
+with a direct and a CoT record per question, and tokenizer/ (tiny profile: a BPE trained on the
+records, with single digits). No question appears in two splits. Only 81 sums of two digits
+exist, so held-out splits are drawn first but take at most a quarter of any k's problem space:
+k = 2 is under-represented in them rather than missing from training."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from components.common.io import atomic_path, write_json, write_jsonl
+from components.common.models import render_prompt
+from components.common.params import Profile, ReasoningDataParams
+from components.common.repro import seed_everything
+from components.common.tracking import step_run
+from components.data_prep import reasoning
+from components.data_prep.tokenizer import train_bpe_tokenizer
+from components.data_prep.validation import DataValidationError, validate_records
+
+log = logging.getLogger(__name__)
+SPLITS = ("eval", "scorer", "train")  # drawing order: held-out first
+HELD_OUT_SHARE = 0.25  # of each k's problem space, per held-out split
+
+
+def build_splits(params: ReasoningDataParams) -> dict[str, list[dict[str, Any]]]:
+    rng = random.Random(params.seed)
+    seen: set[tuple[int, ...]] = set()
+    sizes = {
+        "eval": params.eval_questions,
+        "scorer": params.scorer_questions,
+        "train": params.train_questions,
+    }
+    splits = {}
+    for split in SPLITS:
+        problems = reasoning.make_problems(
+            sizes[split],
+            params.min_terms,
+            params.max_terms,
+            params.max_digit,
+            rng,
+            seen,
+            params.judge_fraction,
+            max_share=1.0 if split == "train" else HELD_OUT_SHARE,
+        )
+        splits[split] = reasoning.records_for(problems, split, params.cot_suffix)
+    return splits
+
+
+def run(
+    params: ReasoningDataParams, profile: Profile, out_dir: Path, report_dir: Path
+) -> dict[str, float]:
+    seed_everything(params.seed)
+    with step_run("grm_data", profile, params):
+        splits = build_splits(params)
+        expectations = reasoning.reasoning_expectations(
+            params.max_prompt_chars, params.max_response_chars
+        )
+        for split, records in splits.items():
+            report = report_dir / f"validation_{split}.json"
+            numbered = [{**r, "line": n} for n, r in enumerate(records, start=1)]
+            try:
+                payload = validate_records(
+                    numbered, expectations, source=f"reasoning:{split}", suite_name="reasoning"
+                )
+            except DataValidationError as error:
+                payload = error.payload
+                raise
+            finally:
+                write_json(report, payload)
+                mlflow.log_artifact(str(report), artifact_path="validation")
+
+        with atomic_path(out_dir) as tmp:
+            tmp.mkdir()
+            for split, records in splits.items():
+                write_jsonl(tmp / f"{split}.jsonl", records)
+            if profile == "tiny":
+                texts = [r["prompt"] + "\n" + r["response"] for rs in splits.values() for r in rs]
+                tokenizer = train_bpe_tokenizer(texts, params.tokenizer_vocab_size)
+                tokenizer.save_pretrained(str(tmp / "tokenizer"))
+
+        metrics: dict[str, float] = {
+            f"{split}_questions": len(records) / 2 for split, records in splits.items()
+        }
+        by_k = Counter(r["meta"]["k"] for r in splits["eval"] if r["meta"]["mode"] == "direct")
+        metrics |= {f"eval_questions.k{k}": float(n) for k, n in sorted(by_k.items())}
+        if profile == "tiny":
+            example = splits["train"][1]
+            metrics["cot_example_tokens"] = float(
+                len(
+                    tokenizer(render_prompt(tokenizer, example["prompt"]) + example["response"])[
+                        "input_ids"
+                    ]
+                )
+            )
+        mlflow.log_metrics(metrics)
+        log.info("grm_data wrote %s: %s", out_dir, metrics)
+        return metrics

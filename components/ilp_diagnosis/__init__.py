@@ -1,0 +1,1 @@
+"""ILP: detect the training records SFT failed to learn, attribute them to causes, mitigate."""

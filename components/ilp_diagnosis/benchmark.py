@@ -1,0 +1,356 @@
+"""The planted-cause benchmark, end to end, for several seeds:
+
+    python -m components.ilp_diagnosis.benchmark [--seeds 0 1 2] [--work .cache/ilp_benchmark]
+
+Per seed: planted data (data_prep) -> tiny base (pretrain) -> sequential SFT (finetune, method
+full) -> diagnosis (ilp_diagnosis step; the planted cause is split off before it) -> the
+interventions X1..X5 and their controls, each re-trained with the same recipe -> recovery matrix.
+Writes docs/results/ilp_benchmark.json, docs/results/img/ilp_*.png and the tables between the
+benchmark markers of docs/results/ilp.md."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components.common.io import read_json, read_jsonl, write_json
+from components.common.models import load_causal_lm
+from components.common.params import (
+    DataPrepParams,
+    FinetuneParams,
+    IlpParams,
+    ModelParams,
+    PretrainParams,
+    TinyModelParams,
+)
+from components.data_prep import planted
+from components.data_prep import step as data_prep
+from components.epi_finetune import step as finetune
+from components.ilp_diagnosis import mitigate, results_doc
+from components.ilp_diagnosis import step as ilp_step
+from components.ilp_diagnosis.attribute import CAUSES
+from components.ilp_diagnosis.diagnose import detect_records, questions_for
+from components.pretrain import step as pretrain
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parents[2]
+INTERVENTIONS = ("X1", "X2", "ctrl_cpt", "X3r", "X3b", "X4", "X5", "ctrl_sft")
+TARGET = {"C1": "X1", "C2": "X2", "C3": "X3r", "C4": "X4", "C5": "X5"}
+CONTROL = {"X1": "ctrl_cpt", "X2": "ctrl_cpt", "X3r": "ctrl_sft", "X3b": "ctrl_sft"}
+CONTROL |= {"X4": "ctrl_sft", "X5": "ctrl_sft"}
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    seeds: tuple[int, ...] = (0, 1, 2)
+    arch: TinyModelParams = TinyModelParams(
+        hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4
+    )
+    pretrain: PretrainParams = PretrainParams(
+        max_steps=400, batch_size=32, learning_rate=5e-3, logging_steps=100
+    )
+    finetune: FinetuneParams = FinetuneParams(
+        method="full",
+        schedule="sequential",
+        track_drift=False,
+        max_steps=120,
+        batch_size=16,
+        learning_rate=1e-3,
+        max_length=48,
+        eval_every=10**6,  # stage ends only
+        eval_per_task=4,
+        dynamics_every=10,
+        save_steps=10**6,
+        logging_steps=40,
+        resume=False,
+    )
+    ilp: IlpParams = IlpParams(max_length=48, max_new_tokens=8)
+    cpt_steps: int = 100
+    cpt_learning_rate: float = 1e-3
+    cpt_lines: int = 1500  # every CPT corpus has this many lines: compute-matched
+    general_share: float = 0.8
+    docs_per_fact: int = 10
+    upsample: int = 3  # X5: three extra copies = x4
+    replay: int = 1  # X4: one extra copy of each forgotten record
+    interventions: bool = True
+    # one planted world and base for every seed (seeds vary SFT, sampling and interventions);
+    # None: a world per seed. Pretraining is the costliest stage on a shared 2-core machine.
+    world_seed: int | None = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def smoke_config(seeds: tuple[int, ...] = (0,)) -> BenchmarkConfig:
+    """Every stage for real, with a handful of steps (tests, and a quick look at the wiring)."""
+    cfg = BenchmarkConfig()
+    return BenchmarkConfig(
+        seeds=seeds,
+        arch=TinyModelParams(
+            hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
+        ),
+        pretrain=cfg.pretrain.model_copy(update={"max_steps": 4, "batch_size": 8}),
+        finetune=cfg.finetune.model_copy(
+            update={"max_steps": 4, "batch_size": 8, "dynamics_every": 2, "logging_steps": 2}
+        ),
+        cpt_steps=2,
+        cpt_lines=200,
+    )
+
+
+def _finetune(cfg: BenchmarkConfig, seed: int, **overrides: Any) -> FinetuneParams:
+    return cfg.finetune.model_copy(update={"seed": seed, **overrides})
+
+
+def detect_on(model_dir: Path, records: Sequence[dict], params: IlpParams) -> dict[str, bool]:
+    """id -> unlearned, for the records as they are (no meta)."""
+    model, tokenizer = load_causal_lm(model_dir)
+    clean = [{k: v for k, v in r.items() if k != "meta"} for r in records]
+    questions = questions_for(clean, params)
+    detection = detect_records(model, tokenizer, questions, params)
+    return {r["id"]: bool(u) for r, u in zip(clean, detection.unlearned, strict=True)}
+
+
+def run_seed(cfg: BenchmarkConfig, seed: int, root: Path) -> dict[str, Any]:
+    """One seed; a stage whose output exists is not run again (an interrupted run resumes)."""
+    world_seed = seed if cfg.world_seed is None else cfg.world_seed
+    world, work = root / f"seed{world_seed}", root / f"seed{seed}"
+    work.mkdir(parents=True, exist_ok=True)
+    data = world / "data"
+    if not (data / "train.jsonl").is_file():
+        data_prep.run(
+            DataPrepParams(synthetic="ilp_planted", seed=world_seed),
+            "tiny",
+            data,
+            world / "reports/data",
+        )
+        planted.use_raw_prompts(data / "tokenizer")
+    base = world / "base"
+    if not (base / "config.json").is_file():
+        pretrain.run(
+            cfg.pretrain.model_copy(update={"seed": world_seed}),
+            ModelParams(tiny=cfg.arch),
+            "tiny",
+            data,
+            base,
+            world / "reports/pretrain",
+        )
+    sft = work / "sft"
+    if not (sft / "config.json").is_file():
+        finetune.run(_finetune(cfg, seed), "tiny", data, base, sft, work / "reports/sft")
+    if not (work / "reports/ilp/diagnosis.jsonl").is_file():
+        ilp_step.run(
+            cfg.ilp,
+            "tiny",
+            data,
+            base,
+            sft,
+            work / "reports/sft/dynamics.csv",
+            work / "reports/ilp",
+        )
+
+    records = read_jsonl(data / "train.jsonl")
+    truth = {r["id"]: r["meta"]["planted_cause"] for r in records}
+    rows = read_jsonl(work / "reports/ilp/diagnosis.jsonl")
+    result: dict[str, Any] = {
+        "seed": seed,
+        "summary": read_json(work / "reports/ilp/summary.json"),
+        "truth": read_json(work / "reports/ilp/ground_truth.json"),
+        "labels": {r["id"]: r.get("label") for r in rows},
+        "planted": truth,
+        "unlearned": {r["id"]: r["unlearned"] for r in rows},
+    }
+    if cfg.interventions:
+        result["after"] = interventions(cfg, seed, work, data, base, records, rows)
+    return result
+
+
+def interventions(
+    cfg: BenchmarkConfig,
+    seed: int,
+    work: Path,
+    data: Path,
+    base: Path,
+    records: list[dict],
+    rows: list[dict],
+) -> dict[str, dict[str, bool]]:
+    """intervention -> id -> unlearned after it (original records; X3r: its new labels)."""
+    clean = [{k: v for k, v in r.items() if k != "meta"} for r in records]
+    general = (data / "corpus.txt").read_text(encoding="utf-8").splitlines()
+    after: dict[str, dict[str, bool]] = {}
+
+    c1, c2 = mitigate.diagnosed(rows, "C1"), mitigate.diagnosed(rows, "C2")
+    corrected_subjects = [
+        t.subject
+        for r in clean
+        if r["id"] in c2
+        for t in mitigate.facts.extract(r["prompt"], r["response"])
+    ]
+    cpt_corpora = {
+        "X1": mitigate.cpt_mix(
+            general,
+            mitigate.fact_documents(clean, c1, planted.CORPUS_TEMPLATES, cfg.docs_per_fact),
+            cfg.general_share,
+            seed,
+            size=cfg.cpt_lines,
+        ),
+        "X2": mitigate.cpt_mix(
+            general,
+            mitigate.fact_documents(clean, c2, planted.CORPUS_TEMPLATES, cfg.docs_per_fact),
+            cfg.general_share,
+            seed,
+            drop_subjects=corrected_subjects,
+            size=cfg.cpt_lines,
+        ),
+        "ctrl_cpt": mitigate.cpt_mix(general, [], cfg.general_share, seed, size=cfg.cpt_lines),
+    }
+    for name, lines in cpt_corpora.items():
+        cpt_dir = work / f"cpt_{name}"
+        if (work / f"after_{name}.json").is_file():
+            after[name] = read_json(work / f"after_{name}.json")
+            continue
+        mitigate.continued_pretraining(
+            base,
+            lines,
+            cpt_dir,
+            steps=cfg.cpt_steps,
+            batch_size=cfg.pretrain.batch_size,
+            block_size=cfg.pretrain.block_size,
+            learning_rate=cfg.cpt_learning_rate,
+            seed=seed,
+        )
+        model_dir = work / f"sft_{name}"
+        params = _finetune(cfg, seed, dynamics_every=cfg.finetune.max_steps)
+        finetune.run(params, "tiny", data, cpt_dir, model_dir, work / f"reports/sft_{name}")
+        after[name] = detect_on(model_dir, clean, cfg.ilp)
+        write_json(work / f"after_{name}.json", after[name])
+
+    variants = mitigate.sft_interventions(
+        clean,
+        rows,
+        base,
+        upsample=cfg.upsample,
+        replay=cfg.replay,
+        seed=seed,
+        max_length=cfg.ilp.max_length,
+    )
+    for name, (train, schedule) in variants.items():
+        if (work / f"after_{name}.json").is_file():
+            after[name] = read_json(work / f"after_{name}.json")
+            continue
+        variant_data = mitigate.write_sft_data(data, work / f"data_{name}", train)
+        model_dir = work / f"sft_{name}"
+        params = _finetune(cfg, seed, schedule=schedule, dynamics_every=cfg.finetune.max_steps)
+        finetune.run(params, "tiny", variant_data, base, model_dir, work / f"reports/sft_{name}")
+        after[name] = detect_on(model_dir, mitigate.originals(train), cfg.ilp)
+        write_json(work / f"after_{name}.json", after[name])
+    return after
+
+
+def recovery(results: Sequence[dict[str, Any]], by: str = "planted") -> dict[str, Any]:
+    """R[c, x]: fraction of cause-c records unlearned after plain SFT that are learned after x
+    (mean and std over seeds); rows by planted cause, or by diagnosed label with by='labels'."""
+    table: dict[str, dict[str, list[float]]] = {c: {x: [] for x in INTERVENTIONS} for c in CAUSES}
+    counts: dict[str, list[int]] = {c: [] for c in CAUSES}
+    for result in results:
+        for cause in CAUSES:
+            ids = [i for i, u in result["unlearned"].items() if u and result[by][i] == cause]
+            counts[cause].append(len(ids))
+            for x in INTERVENTIONS:
+                if ids and x in result.get("after", {}):
+                    table[cause][x].append(float(np.mean([not result["after"][x][i] for i in ids])))
+    return {
+        "mean": {c: {x: _mean(v) for x, v in row.items()} for c, row in table.items()},
+        "std": {c: {x: _std(v) for x, v in row.items()} for c, row in table.items()},
+        "unlearned_records": counts,
+    }
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _std(values: Sequence[float]) -> float | None:
+    return float(np.std(values)) if values else None
+
+
+def aggregate(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    groups = sorted({g for r in results for g in r["truth"]["unlearned_rate_by_planted"]})
+    rates = {
+        g: [r["truth"]["unlearned_rate_by_planted"].get(g, np.nan) for r in results] for g in groups
+    }
+    confusion = np.sum([r["truth"]["confusion"]["matrix"] for r in results], axis=0).tolist()
+    f1 = {c: [r["truth"]["per_cause"][c]["f1"] for r in results] for c in CAUSES}
+    aggregate_ = {
+        "seeds": [r["seed"] for r in results],
+        "unlearned_rate": {
+            "mean": float(np.mean([r["summary"]["unlearned_rate"] for r in results])),
+            "std": float(np.std([r["summary"]["unlearned_rate"] for r in results])),
+        },
+        "unlearned_rate_by_planted": {
+            g: {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v))} for g, v in rates.items()
+        },
+        "confusion": {**results[0]["truth"]["confusion"], "matrix": confusion},
+        "macro_f1": {
+            "mean": float(np.mean([r["truth"]["macro_f1"] for r in results])),
+            "std": float(np.std([r["truth"]["macro_f1"] for r in results])),
+            "per_seed": [r["truth"]["macro_f1"] for r in results],
+        },
+        "f1": {c: {"mean": float(np.mean(v)), "std": float(np.std(v))} for c, v in f1.items()},
+        "per_cause": [r["truth"]["per_cause"] for r in results],
+        "cause_counts": [r["summary"]["cause_counts"] for r in results],
+        "run_facts": [
+            {k: r["summary"][k] for k in ("tau_jsd", "early_late_gap", "c4_gate")} for r in results
+        ],
+    }
+    if any("after" in r for r in results):
+        aggregate_["recovery"] = recovery(results)
+        aggregate_["recovery_by_diagnosis"] = recovery(results, by="labels")
+        aggregate_["unlearned_rate_after"] = {
+            x: float(np.mean([np.mean(list(r["after"][x].values())) for r in results]))
+            for x in INTERVENTIONS
+        }
+    return aggregate_
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m components.ilp_diagnosis.benchmark")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--work", type=Path, default=REPO / ".cache/ilp_benchmark")
+    parser.add_argument("--no-interventions", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="a few steps per stage (wiring)")
+    parser.add_argument("--out", type=Path, default=REPO / "docs/results")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = (
+        smoke_config(tuple(args.seeds)) if args.smoke else BenchmarkConfig(seeds=tuple(args.seeds))
+    )
+    if args.no_interventions:
+        cfg = BenchmarkConfig(**{**cfg.__dict__, "interventions": False})
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+    out = args.out.resolve()
+    os.chdir(work)  # Trainer checkpoints land in the work folder, not the repo
+    results = [run_seed(cfg, seed, work) for seed in cfg.seeds]
+    summary = aggregate(results)
+    write_json(out / "ilp_benchmark.json", {"config": _config_dump(cfg), "aggregate": summary})
+    results_doc.write_benchmark_section(out, summary)
+    print(results_doc.benchmark_tables(summary))
+    return 0
+
+
+def _config_dump(cfg: BenchmarkConfig) -> dict[str, Any]:
+    return {
+        key: value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+        for key, value in cfg.__dict__.items()
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,34 @@
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+
+from pipelines.images import CPU_IMAGE
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def ilp_diagnosis_op(
+    profile: str,
+    params: dict,
+    data: Input[Dataset],
+    base: Input[Model],
+    sft: Input[Model],
+    finetune_reports: Input[Artifact],
+    reports: Output[Artifact],
+    metrics: Output[Metrics],
+):
+    """Find the training records SFT failed to learn and attribute each to a cause."""
+    from pathlib import Path
+
+    from components.common.kfp_outputs import log_step_metrics
+    from components.common.params import IlpParams, validate_section
+    from components.ilp_diagnosis.step import run
+
+    values = run(
+        validate_section(IlpParams, params, "ilp_diagnosis"),
+        profile,
+        Path(data.path),
+        Path(base.path),
+        Path(sft.path),
+        Path(finetune_reports.path) / "dynamics.csv",
+        Path(reports.path),
+    )
+    log_step_metrics(metrics, values)

@@ -1,0 +1,169 @@
+"""seg_evaluate: lesion metrics on the in-domain validation cases and on the held-out domains,
+PNG overlays, the model logged with mlflow.pytorch and registered as `pancreas-seg` (challenger),
+promoted to champion only on a better validation score.
+
+CLI: `python -m components.seg_train.evaluate --params params.yaml [--set k=v]`."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+
+from components.common.cli import step_main, step_parser
+from components.common.io import ProjectError, atomic_path, write_json
+from components.common.params import Profile, SegTrainParams
+from components.common.repro import seed_everything
+from components.common.tracking import promote_if_better, register, step_run
+from components.data_prep.ct_volumes import read_domains
+from components.seg_train.infer import predict_probability, segment
+from components.seg_train.metrics import METRICS, case_metrics, summarize
+from components.seg_train.network import DualTaskSegResNet
+from components.seg_train.overlays import overlay_figure
+from components.seg_train.train import load_model, split_cases
+from components.seg_train.transforms import eval_transforms
+
+log = logging.getLogger(__name__)
+# what the registered model needs at serving time; listing it skips MLflow's slow inference
+MODEL_REQUIREMENTS = ["torch==2.13.0", "monai==1.6.1", "nibabel==5.4.2"]
+
+
+def evaluation_cases(params: SegTrainParams, data_dir: Path) -> list[dict]:
+    """Validation (held-out cases of the training domains) and test (of the held-out domains)."""
+    domains = read_domains(data_dir)
+    n = params.holdout_per_domain
+    _, val = split_cases(domains, params.train_domains, n, "seg_train.train_domains")
+    _, test = split_cases(domains, params.test_domains, n, "seg_train.test_domains")
+    return [{**c, "split": "val"} for c in val] + [{**c, "split": "test"} for c in test]
+
+
+def evaluate_cases(
+    model: DualTaskSegResNet, cases: list[dict], params: SegTrainParams, keep: int = 0
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per-case metric rows, and (image, label, prediction) of the first `keep` cases of each
+    domain for overlays."""
+    transforms = eval_transforms(params, model.divisor)
+    rows, examples = [], []
+    for case in cases:
+        data = transforms({"image": case["image"], "label": case["label"]})
+        image, label = data["image"][None], data["label"][None]
+        prediction = segment(
+            predict_probability(model, image.as_tensor(), params.inference), params.inference
+        )
+        spacing = [float(s) for s in data["image"].pixdim]
+        row = {
+            "id": case["id"],
+            "domain": case["domain"],
+            "split": case["split"],
+            **case_metrics(prediction, label.as_tensor(), spacing),
+        }
+        rows.append(row)
+        if sum(e["domain"] == case["domain"] for e in examples) < keep:
+            examples.append(
+                {
+                    "name": case["id"],
+                    "domain": case["domain"],
+                    "image": np.asarray(image[0, 0], dtype=np.float32),
+                    "masks": {
+                        "label": np.asarray(label[0, 0], dtype=np.uint8),
+                        f"prediction (Dice {row['dice']:.2f})": np.asarray(
+                            prediction[0, 0], dtype=np.uint8
+                        ),
+                    },
+                }
+            )
+    return rows, examples
+
+
+def write_case_table(rows: list[dict], path: Path) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["id", "domain", "split", *METRICS])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def run(
+    params: SegTrainParams, profile: Profile, data_dir: Path, model_dir: Path, report_dir: Path
+) -> dict[str, float]:
+    seed_everything(params.seed)
+    with step_run("seg_evaluate", profile, params):
+        model = load_model(model_dir)
+        rows, examples = evaluate_cases(
+            model, evaluation_cases(params, data_dir), params, keep=params.overlay_cases
+        )
+        metrics = summarize(rows)
+        if params.promote_metric not in metrics:
+            raise ProjectError(
+                f"unknown metric {params.promote_metric!r}; have {sorted(metrics)}",
+                field="seg_train.promote_metric",
+            )
+        mlflow.log_metrics(metrics)
+        write_case_table(rows, report_dir / "cases.csv")
+        mlflow.log_artifact(str(report_dir / "cases.csv"))
+        for domain in dict.fromkeys(e["domain"] for e in examples):
+            shown = [e for e in examples if e["domain"] == domain]
+            split = "held-out domain" if domain in params.test_domains else "in-domain validation"
+            png = overlay_figure(
+                shown, report_dir / f"overlay_{domain}.png", title=f"{domain} ({split})"
+            )
+            mlflow.log_artifact(str(png), artifact_path="overlays")
+
+        # pickle, not pt2: the exported graph would fix the input size; ours varies with the ROI
+        info = mlflow.pytorch.log_model(
+            model,
+            name="model",
+            serialization_format="pickle",
+            pip_requirements=MODEL_REQUIREMENTS,
+        )
+        mlflow.log_dict(model.config, "model/seg_config.json")
+        value = metrics[params.promote_metric]
+        version = register(
+            info.model_uri,
+            params.registered_model_name,
+            tags={
+                params.promote_metric: value,
+                "profile": profile,
+                "test_domains": ",".join(params.test_domains),
+            },
+        )
+        promoted = promote_if_better(
+            params.registered_model_name,
+            version.version,
+            params.promote_metric,
+            value,
+            params.greater_is_better,
+        )
+        log.info(
+            "registered %s v%s (%s=%.3f), champion %s",
+            params.registered_model_name,
+            version.version,
+            params.promote_metric,
+            value,
+            "moved" if promoted else "kept",
+        )
+        metrics["registered_version"] = float(version.version)
+        metrics["promoted"] = float(promoted)
+        write_json(report_dir / "summary.json", metrics)
+        return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = step_parser("seg_evaluate")
+    parser.prog = "python -m components.seg_train.evaluate"
+    parser.add_argument("--data", type=Path, default=Path("data/ct"))
+    parser.add_argument("--model", type=Path, default=Path("models/seg"))
+    parser.add_argument("--reports", type=Path, default=Path("reports/seg/evaluate"))
+    args = parser.parse_args(argv)
+    return step_main(
+        "seg_evaluate",
+        args,
+        lambda p: run(p.seg_train, p.profile, args.data, args.model, args.reports),
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""seg_train: train the dual-task network (or, with its extra terms off, the plain one) on the
+training domains' cases, leaving the last `holdout_per_domain` of each for validation and the
+test domains untouched. Writes the model (state_dict + config.json) and the loss curve."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+
+from components.common.io import atomic_path
+from components.common.params import Profile, SegTrainParams
+from components.common.plots import line_plot
+from components.common.repro import seed_everything
+from components.common.tracking import step_run
+from components.data_prep.ct_volumes import read_domains
+from components.seg_train.train import save_model, split_cases, train
+
+log = logging.getLogger(__name__)
+TERMS = ("loss", "seg", "sdf", "reciprocal", "consistency", "contrastive")
+
+
+def write_history(history: list[dict[str, float]], report_dir: Path) -> Path:
+    """loss.csv (every term, blank where a term was skipped) and loss.png."""
+    columns = ["step", *[t for t in TERMS if any(t in row for row in history)]]
+    with atomic_path(report_dir / "loss.csv") as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)
+    series = {}
+    for term in columns[1:]:
+        rows = [row for row in history if term in row]
+        series[term] = ([row["step"] for row in rows], [row[term] for row in rows])
+    return line_plot(
+        series, report_dir / "loss.png", title="seg_train loss", xlabel="iteration", ylabel="loss"
+    )
+
+
+def run(
+    params: SegTrainParams, profile: Profile, data_dir: Path, model_dir: Path, report_dir: Path
+) -> dict[str, float]:
+    seed_everything(params.seed)
+    with step_run("seg_train", profile, params):
+        domains = read_domains(data_dir)
+        cases, _ = split_cases(
+            domains, params.train_domains, params.holdout_per_domain, "seg_train.train_domains"
+        )
+        started = time.perf_counter()
+        model, history = train(
+            params,
+            cases,
+            on_log=lambda row: mlflow.log_metrics(
+                {f"train.{k}": v for k, v in row.items() if k != "step"}, step=int(row["step"])
+            ),
+        )
+        seconds = time.perf_counter() - started
+        with atomic_path(model_dir) as tmp:
+            tmp.mkdir()
+            save_model(model, params, tmp)
+        png = write_history(history, report_dir)
+        mlflow.log_artifact(str(png), artifact_path="plots")
+        mlflow.log_artifact(str(report_dir / "loss.csv"))
+        tail = history[-min(len(history), 20) :]
+        metrics = {
+            "train_cases": len(cases),
+            "iterations": len(history),
+            "final_loss": float(np.mean([row["loss"] for row in tail])),
+            "parameters": sum(p.numel() for p in model.parameters()),
+        }
+        mlflow.log_metrics({**metrics, "seconds_per_iteration": seconds / len(history)})
+        log.info(
+            "seg_train wrote %s: %s (%.2f s/iteration)", model_dir, metrics, seconds / len(history)
+        )
+        return metrics

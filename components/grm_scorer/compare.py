@@ -25,7 +25,12 @@ from components.common.io import read_json, write_json
 from components.common.params import GrmParams, ProjectParams, ScorerParams, load_params
 from components.common.repro import seed_everything
 from components.grm_scorer import data_step, policy_step
-from components.grm_scorer.eval_step import decode_eval, route_metrics, score_items
+from components.grm_scorer.eval_step import (
+    decode_eval,
+    per_difficulty,
+    route_metrics,
+    score_items,
+)
 from components.grm_scorer.scorer import build_scorer, save_scorer
 from components.grm_scorer.scorer_step import policy_path_set
 from components.grm_scorer.scorer_train import fit_scorer, selection_metrics, split_groups
@@ -100,6 +105,7 @@ def run_seed(
         }
         if variant == "hybrid":
             result["routes"] = routes
+            result["per_k"] = per_difficulty(items, grm.gating.tau)
         timings[f"scorer_{variant}_s"] = time.perf_counter() - start
     for encoder in alt_encoders:
         start = time.perf_counter()

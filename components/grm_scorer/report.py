@@ -95,6 +95,7 @@ def tables(results: dict[str, Any], image: str) -> list[str]:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "Accuracy and CoT rate in %. MFLOPs: analytic, decoder plus scorer.", ""]
 
+    lines += per_k_table(results)
     lines += ["**Threshold sweep** (accuracy %, generated tokens, CoT rate %):", ""]
     lines += ["| tau | E-GRM acc | E-GRM tokens | gate+vote acc | gate+vote tokens | CoT rate |"]
     lines += ["|---|---|---|---|---|---|"]
@@ -185,6 +186,29 @@ def tables(results: dict[str, Any], image: str) -> list[str]:
             f"{r['tokens_per_item']:.1f} |",
         ]
     return lines
+
+
+def per_k_table(results: dict[str, Any]) -> list[str]:
+    """Accuracy % by difficulty k (mean over seeds) and where E-GRM spends its CoT."""
+    seeds = [r for r in results["seeds"].values() if "per_k" in r]
+    if not seeds:
+        return []
+    ks = [row["k"] for row in seeds[0]["per_k"]]
+    columns = (
+        ("always_direct.accuracy", "direct"),
+        ("cot_vote.accuracy", "CoT + vote"),
+        ("cot_scorer.accuracy", "CoT + scorer"),
+        ("egrm.accuracy", "E-GRM"),
+        ("egrm.trigger_rate", "E-GRM CoT rate"),
+    )
+    lines = ["**By difficulty** (k terms; % , mean over seeds):", ""]
+    lines += ["| k | n | " + " | ".join(label for _, label in columns) + " |"]
+    lines += ["|---" * (len(columns) + 2) + "|"]
+    for index, k in enumerate(ks):
+        rows = [seed["per_k"][index] for seed in seeds]
+        cells = [f"{100 * statistics.fmean(r[key] for r in rows):.1f}" for key, _ in columns]
+        lines.append(f"| {k} | {rows[0]['n']} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def frontier(results: dict[str, Any], path: Path) -> Path:

@@ -185,7 +185,7 @@ def fit_scorer(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         scorer.eval()
         with torch.no_grad():
             val_scores = scorer.head(val_x) if frozen else _score_rows(scorer, val)

@@ -81,7 +81,7 @@ def test_registered_scorer_loads_back_and_scores(pipeline_run):
     client = MlflowClient(uri)
     challenger = client.get_model_version_by_alias("grm-scorer", "challenger")
     champion = client.get_model_version_by_alias("grm-scorer", "champion")
-    assert challenger.version == champion.version == "1"
+    assert str(challenger.version) == str(champion.version) == "1"
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model("models:/grm-scorer@champion")
     frame = pd.DataFrame(

@@ -208,14 +208,19 @@ def path_quality(problem: Problem, path: str) -> float:
 
 
 def slipped_path(problem: Problem, rng: random.Random) -> str:
-    """A CoT path with one arithmetic slip (a result off by a distractor offset), carried on
-    correctly from the wrong partial sum: every later step stays locally valid, the answer is
-    wrong. Synthetic negatives for the scorer, so that every prompt has preference pairs."""
+    """A CoT path with one slip, carried on correctly from there: every later step stays locally
+    valid and the answer is wrong. Slips are the two kinds tiny policies make: an arithmetic slip
+    (a result off by a distractor offset) or a lookup slip (another term of the question added
+    instead of the next one). Synthetic negatives for the scorer, so every prompt has pairs."""
     slip = rng.randrange(problem.k - 1)
+    lookup = rng.random() < 0.5 and problem.k > 2
     steps, total = [], problem.terms[0]
     for index, term in enumerate(problem.terms[1:]):
+        if index == slip and lookup:
+            others = [t for i, t in enumerate(problem.terms) if i != index + 1 and t != term]
+            term = rng.choice(others) if others else term + 1
         result = total + term
-        if index == slip:
+        if index == slip and not lookup:
             result = rng.choice([d for d in distractors(result) if d != result] or [result + 1])
         steps.append(f"{total}+{term}={result}")
         total = result

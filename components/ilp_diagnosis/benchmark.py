@@ -82,7 +82,7 @@ class BenchmarkConfig:
     interventions: bool = True
     # one planted world and base for every seed (seeds vary SFT, sampling and interventions);
     # None: a world per seed. Pretraining is the costliest stage on a shared 2-core machine.
-    world_seed: int | None = 0
+    world_seed: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -2,7 +2,8 @@
 
 A record "question: what is the color of Kalo?" -> "red" yields the triple (Kalo, color, red),
 probed as the cloze "The color of Kalo is" scored over the attribute's candidate values (every
-answer given to that attribute anywhere in the SFT set), all probes of a batch in one forward pass.
+answer given to that attribute anywhere in the SFT set), all candidates of a batch in one forward
+pass.
 A 2-hop question ("the color of the friend of Kalo") is probed as a chain: the base completes
 "The friend of Kalo is" (sampled free text), then "The color of <that> is" over the candidates;
 the chain passes when it ends at the gold answer. Unknown templates yield no triples: the signal
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from components.common.scoring import encode_continuation, mean_logprobs
+from components.common.scoring import shared_prefix_logprobs
 from components.ilp_diagnosis.mcq import bon_pass_rates
 from components.ilp_diagnosis.templates import normalise_answer
 
@@ -70,19 +71,18 @@ def candidate_values(records: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
 def cloze_probs(
     model, tokenizer, probes: list[tuple[str, str, list[str]]], max_length: int, batch_size: int
 ) -> list[np.ndarray]:
-    """probes: (subject, relation, candidates) -> distribution over the candidates."""
-    features, owner = [], []
-    for index, (subject, relation, candidates) in enumerate(probes):
-        prefix = PROBE.format(attr=relation, ent=subject)
-        for value in candidates:
-            features.append(encode_continuation(tokenizer, prefix, f" {value}.", max_length))
-            owner.append(index)
-    scores = mean_logprobs(model, tokenizer, features, batch_size).double()
-    out, start = [], 0
-    for _, _, candidates in probes:
-        out.append(torch.softmax(scores[start : start + len(candidates)], 0).numpy())
-        start += len(candidates)
-    return out
+    """probes: (subject, relation, candidates) -> the model's distribution over the candidates
+    as the continuation of "The <relation> of <subject> is" (raw text, no chat template)."""
+    scored = shared_prefix_logprobs(
+        model,
+        tokenizer,
+        [PROBE.format(attr=relation, ent=subject) for subject, relation, _ in probes],
+        [[f" {value}." for value in candidates] for _, _, candidates in probes],
+        max_length,
+        batch_size,
+        add_eos=False,
+    )
+    return [torch.softmax(sums.double(), 0).numpy() for sums, _ in scored]
 
 
 @torch.no_grad()

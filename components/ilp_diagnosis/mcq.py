@@ -3,7 +3,8 @@
 A model fine-tuned on free-form answers is asked the MCQ by cloze scoring: the option
 distribution is the softmax over options of each option's log-likelihood (EOS included) as the
 response to the rendered prompt, i.e. the model's own answer distribution restricted to the
-options; every (record, option) sequence of a batch goes through one forward pass. BoN-N draws N
+options; each prompt is encoded once and every option of a batch goes through one forward pass
+on its cached keys and values. BoN-N draws N
 answers from that distribution per seed; a record is unlearned when its pass rate is below the
 threshold on every seed. Records whose answer has too few alternatives for distractors fall back
 to N sampled generations scored by exact match.
@@ -27,8 +28,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from components.common.models import render_prompt
-from components.common.scoring import mean_logprobs
-from components.common.sft import encode_record
+from components.common.scoring import shared_prefix_logprobs
 from components.ilp_diagnosis.templates import normalise_answer, prompt_templates
 
 MIN_ALTERNATIVES = 3  # fewer other answers of a record's type: free-form mode
@@ -91,22 +91,20 @@ def candidate_scores(
 ) -> list[np.ndarray]:
     """Log-score of every candidate as the response to its rendered prompt (EOS included):
     `sum` = the sequence log-probability (restricted to the candidates, the model's own answer
-    distribution), `mean` = length-normalised. Every sequence of a batch in one forward pass."""
-    features, owner, lengths = [], [], []
-    for index, question in enumerate(questions):
-        for option in question.candidates:
-            feature = encode_record(
-                tokenizer, {"prompt": question.prompt, "response": option}, max_length
-            )
-            features.append(feature)
-            owner.append(index)
-            lengths.append(sum(label != -100 for label in feature["labels"]))
-    means = mean_logprobs(model, tokenizer, features, batch_size).double().numpy()
-    values = means * np.array(lengths) if score == "sum" else means
-    grouped: list[list[float]] = [[] for _ in questions]
-    for index, value in zip(owner, values.tolist(), strict=True):
-        grouped[index].append(value)
-    return [np.array(v) for v in grouped]
+    distribution), `mean` = length-normalised. The prompt is encoded once per record and all
+    candidates of a batch go through one forward pass on its cached keys and values."""
+    scored = shared_prefix_logprobs(
+        model,
+        tokenizer,
+        [render_prompt(tokenizer, q.prompt) for q in questions],
+        [list(q.candidates) for q in questions],
+        max_length,
+        batch_size,
+    )
+    return [
+        (sums if score == "sum" else sums / counts.clamp(min=1)).double().numpy()
+        for sums, counts in scored
+    ]
 
 
 def choose_options(

@@ -3,9 +3,12 @@ batch, JSD, near-duplicates, trajectories, rarity, OpenIE patterns, rules and th
 
 import numpy as np
 import pytest
+import torch
 
-from components.common.models import build_tiny_model
+from components.common.models import build_tiny_model, render_prompt
 from components.common.params import IlpRules, TinyModelParams
+from components.common.scoring import mean_logprobs, shared_prefix_logprobs
+from components.common.sft import encode_record
 from components.data_prep.tokenizer import train_bpe_tokenizer
 from components.ilp_diagnosis import attribute, facts, mcq, report, signals
 from components.ilp_diagnosis.templates import prompt_templates
@@ -77,25 +80,42 @@ def test_bon_pass_rates_sample_the_option_distribution():
     np.testing.assert_array_equal(rates, mcq.bon_pass_rates(probs, [0, 0, 2, -1], 5, [0, 1, 2]))
 
 
-def test_all_options_of_a_batch_go_through_one_forward_pass(tiny_tokenizer):
+@pytest.fixture(scope="module")
+def tiny_model(tiny_tokenizer):
+    torch.manual_seed(0)
+    arch = TinyModelParams(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2
+    )
+    return build_tiny_model(arch, tiny_tokenizer)
+
+
+def test_all_options_of_a_batch_go_through_one_forward_pass(tiny_model, tiny_tokenizer):
     records = qa_records()[:6]
     questions = mcq.build_questions(records, pool_size=4, seed=0)
-    arch = TinyModelParams(
-        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
-    )
-    model = build_tiny_model(arch, tiny_tokenizer)
     calls = []
-    model.register_forward_hook(lambda module, args, output: calls.append(1))
-    scores = mcq.candidate_scores(model, tiny_tokenizer, questions, max_length=48, batch_size=64)
-    assert len(calls) == 1  # 6 records x 4 candidates = 24 sequences, one batch
+    hook = tiny_model.register_forward_hook(lambda module, args, output: calls.append(1))
+    scores = mcq.candidate_scores(tiny_model, tiny_tokenizer, questions, 48, batch_size=64)
+    hook.remove()
+    # 6 prompts encoded once, then 6 x 4 candidates on their cached prefixes
+    assert len(calls) == 2
     assert all(len(s) == 4 and (s < 0).all() for s in scores)
 
 
-def test_free_form_mode_samples_generations_and_matches_exactly(tiny_tokenizer):
-    arch = TinyModelParams(
-        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
-    )
-    model = build_tiny_model(arch, tiny_tokenizer)
+def test_shared_prefix_scores_equal_scoring_each_sequence_alone(tiny_model, tiny_tokenizer):
+    prompts = ["question: what is the color of Kalomi?", "q?", "question: what is the"]
+    options = [[" red", " blue", "green and more"], ["red", "x"], [" teal", "a b c d", "z"]]
+    rendered = [render_prompt(tiny_tokenizer, p) for p in prompts]
+    shared = shared_prefix_logprobs(tiny_model, tiny_tokenizer, rendered, options, 48, 5)
+    for prompt, opts, (sums, counts) in zip(prompts, options, shared, strict=True):
+        features = [
+            encode_record(tiny_tokenizer, {"prompt": prompt, "response": o}, 48) for o in opts
+        ]
+        alone = mean_logprobs(tiny_model, tiny_tokenizer, features)
+        torch.testing.assert_close(sums / counts, alone, atol=1e-5, rtol=0)
+
+
+def test_free_form_mode_samples_generations_and_matches_exactly(tiny_model, tiny_tokenizer):
+    model = tiny_model
     (question,) = mcq.build_questions(qa_records()[-1:], pool_size=4, seed=0)
     assert question.free_form
     rates = mcq.sampled_exact_match(model, tiny_tokenizer, [question], 2, [0, 1], max_new_tokens=2)

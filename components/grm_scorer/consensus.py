@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-AnswerFormat = Literal["marker", "last_number"]
+AnswerFormat = Literal["marker", "last_number", "first_number"]
 _MARKED = re.compile(r"(?:^|[;\s])([AV]):\s*(\S+)")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _STRIP = ".,;:\"'"
@@ -28,10 +28,16 @@ def extract_answer(text: str, answer_format: AnswerFormat = "marker") -> str:
     """The final verdict of a generation, normalised; "" when there is none.
 
     marker: the value after the last `A:` (answer) or `V:` (verdict) segment (our tiny format);
-    last_number: the last number in the text (free-form answers of pretrained models)."""
+    last_number: the last number in the text (free-form answers that end with the result);
+    first_number: on the first line, the first number after "=" if there is one, else the first
+    number (short answers of instruct models, which often restate the sum: "7 + 7 = 14, ...")."""
     if answer_format == "last_number":
         numbers = _NUMBER.findall(text.replace(",", ""))
         return normalize_answer(numbers[-1]) if numbers else ""
+    if answer_format == "first_number":
+        line = text.strip().split("\n")[0].replace(",", "")
+        numbers = _NUMBER.findall(line.split("=", 1)[1] if "=" in line else line)
+        return normalize_answer(numbers[0]) if numbers else ""
     matches = _MARKED.findall(text.strip())
     return normalize_answer(matches[-1][1]) if matches else ""
 

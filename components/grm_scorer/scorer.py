@@ -25,7 +25,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
+from transformers import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    BertConfig,
+    BertModel,
+)
 
 from components.common.io import ProjectError
 from components.common.models import render_prompt
@@ -50,14 +56,22 @@ def minilm_dir() -> Path:
     return Path(package.get_model_path())
 
 
+Pooling = Literal["mean", "last", "logprob"]
+LOWEST = 8  # logprob pooling: the path's lowest token log-probabilities kept as features
+
+
 @dataclass(frozen=True)
 class ScorerConfig:
     encoder: EncoderKind
-    pooling: Literal["mean", "last"]
+    pooling: Pooling
     hidden: int
     dropout: float
     cot_suffix: str  # the policy encoder reads the path after the policy's own CoT prompt
     max_length: int = 192
+
+    @property
+    def reads_logits(self) -> bool:
+        return self.encoder == "policy" and self.pooling == "logprob"
 
 
 class Head(nn.Module):
@@ -72,24 +86,29 @@ class Head(nn.Module):
 
 
 class Scorer(nn.Module):
-    """Encoder + pooling + head; `forward(texts)` gives scores, `features(texts)` the pooled input
-    of the head (used to cache frozen encoders)."""
+    """Encoder + pooling + head over (question, path) pairs; `features` is the head's input (cached
+    for frozen encoders).
+
+    Pooling: mean or last hidden state; or, for the policy encoder, `logprob`: the policy's own
+    log-probabilities of the path's tokens (its lowest LOWEST, their mean, their sum / 10 and the
+    length / 64), i.e. how surprised the model is by each step of the path."""
 
     def __init__(self, config: ScorerConfig, encoder: nn.Module, tokenizer: Any) -> None:
         super().__init__()
         self.config, self.encoder, self.tokenizer = config, encoder, tokenizer
-        self.head = Head(encoder.config.hidden_size, config.hidden, config.dropout)
+        dim = LOWEST + 3 if config.reads_logits else encoder.config.hidden_size
+        self.head = Head(dim, config.hidden, config.dropout)
         self.trainable_encoder = config.encoder == "char"
         self.encoder.requires_grad_(self.trainable_encoder)
 
-    def text(self, question: str, path: str) -> str:
+    def prompt(self, question: str) -> str:
         if self.config.encoder == "policy":
-            return render_prompt(self.tokenizer, question + self.config.cot_suffix) + path
-        sep = self.tokenizer.sep_token or " | "
-        return f"{question} {sep} {path}"
+            return render_prompt(self.tokenizer, question + self.config.cot_suffix)
+        return f"{question} {self.tokenizer.sep_token or ' | '} "
 
-    def features(self, texts: list[str]) -> torch.Tensor:
-        batch = self.tokenizer(
+    def _batch(self, questions: list[str], paths: list[str]) -> Any:
+        texts = [self.prompt(q) + p for q, p in zip(questions, paths, strict=True)]
+        return self.tokenizer(
             texts,
             return_tensors="pt",
             padding=True,
@@ -97,17 +116,42 @@ class Scorer(nn.Module):
             max_length=self.config.max_length,
             add_special_tokens=self.config.encoder == "minilm",
         )
-        hidden = self.encoder(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-        ).last_hidden_state
+
+    def features(self, questions: list[str], paths: list[str]) -> torch.Tensor:
+        batch = self._batch(questions, paths)
+        out = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        if self.config.reads_logits:
+            return self._logprob_features(questions, batch, out.logits)
+        hidden = out.last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         if self.config.pooling == "last":  # right padding: the last real token of each row
             last = batch["attention_mask"].sum(dim=1) - 1
             return hidden[torch.arange(hidden.shape[0]), last]
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
-    def forward(self, texts: list[str]) -> torch.Tensor:
-        return self.head(self.features(texts))
+    def _logprob_features(
+        self, questions: list[str], batch: Any, logits: torch.Tensor
+    ) -> torch.Tensor:
+        ids = batch["input_ids"]
+        token_logp = logits[:, :-1].float().log_softmax(-1).gather(-1, ids[:, 1:, None])[..., 0]
+        lengths = batch["attention_mask"].sum(dim=1)
+        rows = []
+        for row, question in enumerate(questions):
+            start = len(
+                self.tokenizer(self.prompt(question), add_special_tokens=False)["input_ids"]
+            )
+            # token t+1 is predicted at position t: the path's tokens are start..length-1
+            path = token_logp[row, start - 1 : int(lengths[row]) - 1]
+            lowest = torch.zeros(LOWEST)
+            ordered = path.sort().values[:LOWEST]
+            lowest[: len(ordered)] = ordered
+            n = max(len(path), 1)
+            summary = torch.tensor([path.sum() / n, path.sum() / 10, len(path) / 64])
+            rows.append(torch.cat([lowest, summary]))
+        return torch.stack(rows)
+
+    def forward(self, questions: list[str], paths: list[str]) -> torch.Tensor:
+        return self.head(self.features(questions, paths))
 
     @torch.no_grad()
     def score(
@@ -117,18 +161,30 @@ class Scorer(nn.Module):
         was_training = self.training
         self.eval()
         start = time.perf_counter()
-        texts = [self.text(q, p) for q, p in zip(questions, paths, strict=True)]
-        out = [self(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
+        out = [
+            self(questions[i : i + batch_size], paths[i : i + batch_size])
+            for i in range(0, len(paths), batch_size)
+        ]
         wall = time.perf_counter() - start
         self.train(was_training)
         return (torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)), wall
 
     def flops_per_path(self, question: str, path: str) -> float:
-        tokens = len(self.tokenizer(self.text(question, path))["input_ids"])
-        head = 2 * (self.encoder.config.hidden_size * self.config.hidden + self.config.hidden)
+        tokens = len(self.tokenizer(self.prompt(question) + path)["input_ids"])
+        head = 2 * (self.head.net[0].in_features * self.config.hidden + self.config.hidden)
         if not hasattr(self, "_flops"):
             self._flops = FlopsModel.of(self.encoder)
+        if self.config.encoder == "policy":  # causal: each token attends to its prefix
+            return self._flops.decoder_flops(tokens, 1) + head
         return self._flops.encoder_flops(tokens) + head
+
+
+def _load_encoder(config: ScorerConfig, source: Path) -> nn.Module:
+    if config.reads_logits:
+        return AutoModelForCausalLM.from_pretrained(source)
+    # our small BERT is saved without the pooler it never uses
+    extra = {"add_pooling_layer": False} if config.encoder == "char" else {}
+    return AutoModel.from_pretrained(source, **extra)
 
 
 def build_scorer(params: ScorerParams, policy_dir: Path, cot_suffix: str) -> Scorer:
@@ -144,7 +200,7 @@ def build_scorer(params: ScorerParams, policy_dir: Path, cot_suffix: str) -> Sco
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if params.encoder == "policy":
-        return Scorer(config, AutoModel.from_pretrained(policy_dir), tokenizer)
+        return Scorer(config, _load_encoder(config, policy_dir), tokenizer)
     arch = params.char
     encoder = BertModel(
         BertConfig(
@@ -180,9 +236,7 @@ def load_scorer(directory: str | os.PathLike) -> Scorer:
     tokenizer = AutoTokenizer.from_pretrained(source)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    # our small BERT is saved without the pooler it never uses
-    extra = {"add_pooling_layer": False} if config.encoder == "char" else {}
-    scorer = Scorer(config, AutoModel.from_pretrained(source, **extra), tokenizer)
+    scorer = Scorer(config, _load_encoder(config, source), tokenizer)
     state = torch.load(directory / "head.pt", weights_only=True)
     scorer.head.load_state_dict(state["head"])
     return scorer.eval()

@@ -142,11 +142,13 @@ def selection_metrics(data: PathSet, scores: np.ndarray) -> dict[str, float]:
 
 
 def _features(scorer: Scorer, data: PathSet, batch_size: int = 256) -> torch.Tensor:
-    texts = [scorer.text(q, p) for q, p in zip(data.questions, data.paths, strict=True)]
     with torch.no_grad():
         scorer.eval()
         return torch.cat(
-            [scorer.features(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
+            [
+                scorer.features(data.questions[i : i + batch_size], data.paths[i : i + batch_size])
+                for i in range(0, len(data.paths), batch_size)
+            ]
         )
 
 
@@ -165,7 +167,6 @@ def fit_scorer(
     rows_of: dict[int, list[int]] = {}
     for i, g in enumerate(train.groups):
         rows_of.setdefault(g, []).append(i)
-    texts = [scorer.text(q, p) for q, p in zip(train.questions, train.paths, strict=True)]
     optimizer = torch.optim.AdamW(
         [p for p in scorer.parameters() if p.requires_grad],
         lr=params.learning_rate,
@@ -180,7 +181,10 @@ def fit_scorer(
         losses = []
         for lo in range(0, len(order), params.batch_prompts):
             idx = [i for g in order[lo : lo + params.batch_prompts] for i in rows_of[g]]
-            scores = scorer.head(train_x[idx]) if frozen else scorer([texts[i] for i in idx])
+            if frozen:
+                scores = scorer.head(train_x[idx])
+            else:
+                scores = scorer([train.questions[i] for i in idx], [train.paths[i] for i in idx])
             loss = hybrid_loss(scores, labels[idx], groups[idx], **loss_args)
             optimizer.zero_grad()
             loss.backward()

@@ -70,3 +70,5 @@ def test_normalisation_and_extraction():
     assert extract_answer("3+4=7;7+5=") == ""
     assert extract_answer("The answer is 1,234.", "last_number") == "1234"
     assert extract_answer("no digits here", "last_number") == ""
+    assert extract_answer("7 + 7 = 14, which is the sum of 7", "first_number") == "14"
+    assert extract_answer("14.\nBecause 7 + 7", "first_number") == "14"

@@ -8,12 +8,13 @@ from pathlib import Path
 from kfp import compiler
 
 from components.common.params import load_params
-from pipelines import llm_sft, reward, segmentation
+from pipelines import full, llm, reward, segmentation
 
 PIPELINES = {
-    "llm_sft": llm_sft.build_pipeline,
-    "segmentation": segmentation.build_pipeline,
+    "llm": llm.build_pipeline,
     "reward": reward.build_pipeline,
+    "segmentation": segmentation.build_pipeline,
+    "full": full.build_pipeline,
 }
 
 

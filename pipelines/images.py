@@ -7,3 +7,4 @@ import os
 REGISTRY = os.environ.get("MLOPS_IMAGE_REGISTRY", "ghcr.io/mlops-methods")
 VERSION = os.environ.get("MLOPS_IMAGE_VERSION", "0.1.0")
 CPU_IMAGE = os.environ.get("MLOPS_CPU_IMAGE", f"{REGISTRY}/mlops-methods-cpu:{VERSION}")
+GPU_IMAGE = os.environ.get("MLOPS_GPU_IMAGE", f"{REGISTRY}/mlops-methods-cuda:{VERSION}")

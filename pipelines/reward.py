@@ -1,7 +1,8 @@
 """grm_data → grm_policy → grm_scorer → grm_evaluate (E-GRM reward modeling) as a KFP v2 pipeline.
 
-Parameters are params.yaml's sections (dicts) with the file's values as compile-time defaults;
-each task calls the same `run()` as the DVC stage of that step."""
+Parameters are params.yaml's sections (dicts) with the file's values as compile-time defaults,
+plus the GPU scheduling of pipelines/tasks.py; each task calls the same `run()` as the DVC stage
+of that step."""
 
 from kfp import dsl
 
@@ -12,6 +13,7 @@ from components.grm_scorer.component import (
     grm_policy_op,
     grm_scorer_op,
 )
+from pipelines.tasks import GPU_DEFAULTS, GpuSettings, on_gpu, with_mlflow
 
 
 def build_pipeline(params: ProjectParams):
@@ -26,26 +28,31 @@ def build_pipeline(params: ProjectParams):
         model: dict = defaults["model"],
         reward_data: dict = defaults["reward_data"],
         grm: dict = defaults["grm"],
+        accelerator_type: str = GPU_DEFAULTS["accelerator_type"],
+        accelerator_count: int = GPU_DEFAULTS["accelerator_count"],
+        cpu: str = GPU_DEFAULTS["cpu"],
+        memory: str = GPU_DEFAULTS["memory"],
+        tolerations: list = GPU_DEFAULTS["tolerations"],
+        node_selector: dict = GPU_DEFAULTS["node_selector"],
     ):
-        data = grm_data_op(profile=profile, params=reward_data)
-        policy = grm_policy_op(
-            profile=profile, model_params=model, params=grm, data=data.outputs["data"]
+        gpu = GpuSettings(
+            accelerator_type, accelerator_count, cpu, memory, tolerations, node_selector
         )
+        data = with_mlflow(grm_data_op(profile=profile, params=reward_data)).outputs["data"]
+        policy = grm_policy_op(profile=profile, model_params=model, params=grm, data=data)
+        on_gpu(with_mlflow(policy), gpu)
         scorer = grm_scorer_op(
-            profile=profile,
-            params=grm,
-            data=data.outputs["data"],
-            policy=policy.outputs["policy"],
+            profile=profile, params=grm, data=data, policy=policy.outputs["policy"]
         )
+        on_gpu(with_mlflow(scorer), gpu)
+        # sampling K reasoning paths per question is GPU work too; it also registers the scorer
         evaluated = grm_evaluate_op(
             profile=profile,
             params=grm,
-            data=data.outputs["data"],
+            data=data,
             policy=policy.outputs["policy"],
             scorer=scorer.outputs["scorer"],
         )
-        # training and registry side effects must run every time
-        for task in (policy, scorer, evaluated):
-            task.set_caching_options(False)
+        on_gpu(with_mlflow(evaluated), gpu)
 
     return reward

@@ -1,12 +1,13 @@
 """ct_data_prep → seg_train → seg_evaluate as a KFP v2 pipeline (dual-task pancreas lesion
-segmentation, leave-one-domain-out), with params.yaml's sections as parameters; each task calls
-the same `run()` as its DVC stage."""
+segmentation, leave-one-domain-out), with params.yaml's sections as parameters plus the GPU
+scheduling of pipelines/tasks.py; each task calls the same `run()` as its DVC stage."""
 
 from kfp import dsl
 
 from components.common.params import ProjectParams
 from components.data_prep.ct_component import ct_data_prep_op
 from components.seg_train.component import seg_evaluate_op, seg_train_op
+from pipelines.tasks import GPU_DEFAULTS, GpuSettings, on_gpu, with_mlflow
 
 
 def build_pipeline(params: ProjectParams):
@@ -20,17 +21,23 @@ def build_pipeline(params: ProjectParams):
         profile: str = defaults["profile"],
         ct_data: dict = defaults["ct_data"],
         seg_train: dict = defaults["seg_train"],
+        accelerator_type: str = GPU_DEFAULTS["accelerator_type"],
+        accelerator_count: int = GPU_DEFAULTS["accelerator_count"],
+        cpu: str = GPU_DEFAULTS["cpu"],
+        memory: str = GPU_DEFAULTS["memory"],
+        tolerations: list = GPU_DEFAULTS["tolerations"],
+        node_selector: dict = GPU_DEFAULTS["node_selector"],
     ):
-        prepared = ct_data_prep_op(profile=profile, params=ct_data)
-        trained = seg_train_op(profile=profile, params=seg_train, data=prepared.outputs["data"])
-        evaluated = seg_evaluate_op(
-            profile=profile,
-            params=seg_train,
-            data=prepared.outputs["data"],
-            model=trained.outputs["model"],
+        gpu = GpuSettings(
+            accelerator_type, accelerator_count, cpu, memory, tolerations, node_selector
         )
-        # training and registry side effects must run every time
-        for task in (trained, evaluated):
-            task.set_caching_options(False)
+        data = with_mlflow(ct_data_prep_op(profile=profile, params=ct_data)).outputs["data"]
+        trained = seg_train_op(profile=profile, params=seg_train, data=data)
+        on_gpu(with_mlflow(trained), gpu)
+        # sliding-window inference on whole volumes, then registry promotion
+        evaluated = seg_evaluate_op(
+            profile=profile, params=seg_train, data=data, model=trained.outputs["model"]
+        )
+        on_gpu(with_mlflow(evaluated), gpu)
 
     return segmentation

@@ -87,7 +87,7 @@ def test_dvc_status_is_clean_after_repro(dvc_repo):
 def test_kfp_local_pipeline_produces_the_dvc_metric_keys(dvc_repo, tmp_path, monkeypatch):
     from kfp import local
 
-    from pipelines.llm_sft import build_pipeline
+    from pipelines.llm import build_pipeline
 
     monkeypatch.chdir(tmp_path)  # checkpoints and caches land here
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -1,0 +1,82 @@
+"""data_prep → pretrain → finetune (EPI) → ilp_diagnosis, evaluate as a KFP v2 pipeline.
+
+The pipeline's parameters are params.yaml's sections (dicts), with the file's values as defaults
+at compile time, plus the GPU scheduling of pipelines/tasks.py; each task calls the same `run()`
+as the DVC stage of that step. With `finetune_nodes` > 1, fine-tuning runs as a Kubeflow Trainer
+TrainJob on that many GPU nodes, through the run's workspace volume."""
+
+from kfp import dsl
+
+from components.common.params import ProjectParams
+from components.data_prep.component import data_prep_op
+from components.epi_finetune.component import finetune_op
+from components.epi_finetune.launcher_component import finetune_trainjob_op
+from components.evaluate.component import evaluate_op
+from components.ilp_diagnosis.component import ilp_diagnosis_op
+from components.pretrain.component import pretrain_op
+from pipelines.images import GPU_IMAGE
+from pipelines.tasks import GPU_DEFAULTS, WORKSPACE, GpuSettings, never_cached, on_gpu, with_mlflow
+
+
+def build_pipeline(params: ProjectParams):
+    defaults = params.model_dump(mode="json", exclude_none=True)  # KFP structs have no null
+
+    @dsl.pipeline(
+        name="llm",
+        description="Synthetic data → tiny base → EPI fine-tuning → ILP diagnosis, eval + registry",
+        pipeline_config=WORKSPACE,
+    )
+    def llm(
+        profile: str = defaults["profile"],
+        model: dict = defaults["model"],
+        data_prep: dict = defaults["data_prep"],
+        pretrain: dict = defaults["pretrain"],
+        finetune: dict = defaults["finetune"],
+        evaluate: dict = defaults["evaluate"],
+        ilp_diagnosis: dict = defaults["ilp_diagnosis"],
+        finetune_nodes: int = 1,
+        accelerator_type: str = GPU_DEFAULTS["accelerator_type"],
+        accelerator_count: int = GPU_DEFAULTS["accelerator_count"],
+        cpu: str = GPU_DEFAULTS["cpu"],
+        memory: str = GPU_DEFAULTS["memory"],
+        tolerations: list = GPU_DEFAULTS["tolerations"],
+        node_selector: dict = GPU_DEFAULTS["node_selector"],
+    ):
+        gpu = GpuSettings(
+            accelerator_type, accelerator_count, cpu, memory, tolerations, node_selector
+        )
+        prepared = with_mlflow(data_prep_op(profile=profile, params=data_prep))
+        data = prepared.outputs["data"]
+        base = pretrain_op(profile=profile, model_params=model, params=pretrain, data=data)
+        on_gpu(with_mlflow(base), gpu)
+        with dsl.If(finetune_nodes > 1, name="multi-node"):
+            distributed = finetune_trainjob_op(
+                profile=profile,
+                params=finetune,
+                num_nodes=finetune_nodes,
+                image=GPU_IMAGE,
+                workspace_path=dsl.WORKSPACE_PATH_PLACEHOLDER,
+                data=data,
+                base=base.outputs["model"],
+            )
+            on_gpu(with_mlflow(distributed), gpu)
+        with dsl.Else(name="one-node"):
+            single = finetune_op(
+                profile=profile, params=finetune, data=data, base=base.outputs["model"]
+            )
+            on_gpu(with_mlflow(single), gpu)
+        tuned = dsl.OneOf(distributed.outputs["model"], single.outputs["model"])
+        finetune_reports = dsl.OneOf(distributed.outputs["reports"], single.outputs["reports"])
+        diagnosed = ilp_diagnosis_op(
+            profile=profile,
+            params=ilp_diagnosis,
+            data=data,
+            base=base.outputs["model"],
+            sft=tuned,
+            finetune_reports=finetune_reports,
+        )
+        on_gpu(with_mlflow(diagnosed), gpu)
+        evaluated = evaluate_op(profile=profile, params=evaluate, data=data, model=tuned)
+        never_cached(with_mlflow(evaluated))  # registry and promotion
+
+    return llm

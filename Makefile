@@ -47,14 +47,15 @@ format: install
 compile: install
 	$(BIN)/python -m pipelines.compile
 
-# The CPU and CUDA images named in pipelines/images.py (needs Docker). Set MLOPS_IMAGE_REGISTRY
-# and MLOPS_IMAGE_VERSION to your registry, then `docker push` both tags.
+# The CPU, CUDA and MLflow images named in pipelines/images.py (needs Docker). Set MLOPS_IMAGE_REGISTRY
+# and MLOPS_IMAGE_VERSION to your registry, then `docker push` the three tags.
 image_setting = $(shell $(PYTHON) -c 'import pipelines.images as i; print(i.$(1))')
 BUILD_ARGS = --build-arg VERSION=$(call image_setting,VERSION) --build-arg REVISION=$$(git rev-parse HEAD)
 
 images:
 	docker build -f docker/Dockerfile -t $(call image_setting,CPU_IMAGE) $(BUILD_ARGS) .
 	docker build -f docker/Dockerfile.cuda -t $(call image_setting,GPU_IMAGE) $(BUILD_ARGS) .
+	docker build -f docker/Dockerfile.mlflow -t $(call image_setting,MLFLOW_IMAGE) $(BUILD_ARGS) .
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns mlartifacts

@@ -111,7 +111,7 @@ def test_compiled_reward_pipeline(tmp_path):
     compiler.Compiler().compile(
         build_pipeline(load_params(REPO_ROOT / "params.yaml")), package_path=str(target)
     )
-    compiled = yaml.safe_load(target.read_text())
+    compiled = next(yaml.safe_load_all(target.read_text()))  # the pipeline spec
     executors = compiled["deploymentSpec"]["executors"]
     assert len(executors) == 4
     for executor in executors.values():

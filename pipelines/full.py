@@ -8,16 +8,16 @@ from pipelines import llm, reward, segmentation
 from pipelines.tasks import GPU_DEFAULTS, WORKSPACE
 
 
-def build_pipeline(params: ProjectParams):
+def build_pipeline(params: ProjectParams, finetune_nodes: int = 1):
     defaults = params.model_dump(mode="json", exclude_none=True)  # KFP structs have no null
-    llm_pipeline = llm.build_pipeline(params)
+    llm_pipeline = llm.build_pipeline(params, finetune_nodes)
     reward_pipeline = reward.build_pipeline(params)
     segmentation_pipeline = segmentation.build_pipeline(params)
 
     @dsl.pipeline(
         name="full",
         description="LLM fine-tuning, E-GRM reward modeling and pancreas segmentation in one run",
-        pipeline_config=WORKSPACE,
+        pipeline_config=WORKSPACE if finetune_nodes > 1 else None,
     )
     def full(
         profile: str = defaults["profile"],
@@ -31,7 +31,6 @@ def build_pipeline(params: ProjectParams):
         grm: dict = defaults["grm"],
         ct_data: dict = defaults["ct_data"],
         seg_train: dict = defaults["seg_train"],
-        finetune_nodes: int = 1,
         accelerator_type: str = GPU_DEFAULTS["accelerator_type"],
         accelerator_count: int = GPU_DEFAULTS["accelerator_count"],
         cpu: str = GPU_DEFAULTS["cpu"],
@@ -55,7 +54,6 @@ def build_pipeline(params: ProjectParams):
             finetune=finetune,
             evaluate=evaluate,
             ilp_diagnosis=ilp_diagnosis,
-            finetune_nodes=finetune_nodes,
             **gpu,
         )
         reward_pipeline(profile=profile, model=model, reward_data=reward_data, grm=grm, **gpu)

@@ -2,8 +2,9 @@
 
 The pipeline's parameters are params.yaml's sections (dicts), with the file's values as defaults
 at compile time, plus the GPU scheduling of pipelines/tasks.py; each task calls the same `run()`
-as the DVC stage of that step. With `finetune_nodes` > 1, fine-tuning runs as a Kubeflow Trainer
-TrainJob on that many GPU nodes, through the run's workspace volume."""
+as the DVC stage of that step. Built with `finetune_nodes` > 1, fine-tuning runs as a Kubeflow
+Trainer TrainJob on that many GPU nodes, through the run's workspace volume. (A compile-time choice:
+KFP 2.17 does not pass resource parameters into a `dsl.If` branch.)"""
 
 from kfp import dsl
 
@@ -18,13 +19,13 @@ from pipelines.images import GPU_IMAGE
 from pipelines.tasks import GPU_DEFAULTS, WORKSPACE, GpuSettings, never_cached, on_gpu, with_mlflow
 
 
-def build_pipeline(params: ProjectParams):
+def build_pipeline(params: ProjectParams, finetune_nodes: int = 1):
     defaults = params.model_dump(mode="json", exclude_none=True)  # KFP structs have no null
 
     @dsl.pipeline(
         name="llm",
         description="Synthetic data → tiny base → EPI fine-tuning → ILP diagnosis, eval + registry",
-        pipeline_config=WORKSPACE,
+        pipeline_config=WORKSPACE if finetune_nodes > 1 else None,
     )
     def llm(
         profile: str = defaults["profile"],
@@ -34,7 +35,6 @@ def build_pipeline(params: ProjectParams):
         finetune: dict = defaults["finetune"],
         evaluate: dict = defaults["evaluate"],
         ilp_diagnosis: dict = defaults["ilp_diagnosis"],
-        finetune_nodes: int = 1,
         accelerator_type: str = GPU_DEFAULTS["accelerator_type"],
         accelerator_count: int = GPU_DEFAULTS["accelerator_count"],
         cpu: str = GPU_DEFAULTS["cpu"],
@@ -49,8 +49,8 @@ def build_pipeline(params: ProjectParams):
         data = prepared.outputs["data"]
         base = pretrain_op(profile=profile, model_params=model, params=pretrain, data=data)
         on_gpu(with_mlflow(base), gpu)
-        with dsl.If(finetune_nodes > 1, name="multi-node"):
-            distributed = finetune_trainjob_op(
+        if finetune_nodes > 1:
+            tuned = finetune_trainjob_op(
                 profile=profile,
                 params=finetune,
                 num_nodes=finetune_nodes,
@@ -59,24 +59,23 @@ def build_pipeline(params: ProjectParams):
                 data=data,
                 base=base.outputs["model"],
             )
-            on_gpu(with_mlflow(distributed), gpu)
-        with dsl.Else(name="one-node"):
-            single = finetune_op(
+        else:
+            tuned = finetune_op(
                 profile=profile, params=finetune, data=data, base=base.outputs["model"]
             )
-            on_gpu(with_mlflow(single), gpu)
-        tuned = dsl.OneOf(distributed.outputs["model"], single.outputs["model"])
-        finetune_reports = dsl.OneOf(distributed.outputs["reports"], single.outputs["reports"])
+        on_gpu(with_mlflow(tuned), gpu)
         diagnosed = ilp_diagnosis_op(
             profile=profile,
             params=ilp_diagnosis,
             data=data,
             base=base.outputs["model"],
-            sft=tuned,
-            finetune_reports=finetune_reports,
+            sft=tuned.outputs["model"],
+            finetune_reports=tuned.outputs["reports"],
         )
         on_gpu(with_mlflow(diagnosed), gpu)
-        evaluated = evaluate_op(profile=profile, params=evaluate, data=data, model=tuned)
+        evaluated = evaluate_op(
+            profile=profile, params=evaluate, data=data, model=tuned.outputs["model"]
+        )
         never_cached(with_mlflow(evaluated))  # registry and promotion
 
     return llm

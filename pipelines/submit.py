@@ -1,11 +1,12 @@
 """Compile a pipeline, upload it to Kubeflow Pipelines and start a run; print the run's URL.
 
     python -m pipelines.submit --host http://localhost:8080 --pipeline llm \\
-        --set finetune.max_steps=200 --arg finetune_nodes=2 --experiment epi
+        --set finetune.max_steps=200 --finetune-nodes 2 --arg accelerator_count=4 --experiment epi
 
 `--set` changes params.yaml values (the compiled pipeline's defaults) exactly as the DVC stages'
 `--set` does; `--arg` sets a pipeline parameter that is not a params.yaml section, such as the
-GPU scheduling of pipelines/tasks.py."""
+GPU scheduling of pipelines/tasks.py; `--finetune-nodes N` (llm, full) fine-tunes on N nodes
+through a Kubeflow Trainer TrainJob."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from components.common.params import load_params
 from pipelines.compile import PIPELINES
 
 REACH_TIMEOUT_S = 10
+MULTI_NODE_PIPELINES = {"llm", "full"}  # the ones with a fine-tuning step
 
 
 class SubmitError(Exception):
@@ -51,7 +53,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a pipeline parameter, e.g. finetune_nodes=2 or accelerator_count=4 (repeatable)",
+        help="a pipeline parameter, e.g. accelerator_count=4 or cpu=16 (repeatable)",
+    )
+    parser.add_argument(
+        "--finetune-nodes",
+        type=int,
+        default=1,
+        help="fine-tune on this many GPU nodes as a Kubeflow Trainer TrainJob (llm, full)",
     )
     parser.add_argument("--experiment", default="mlops-methods")
     parser.add_argument("--namespace", default=None, help="Kubeflow profile namespace")
@@ -86,8 +94,19 @@ def check_reachable(host: str, timeout: float = REACH_TIMEOUT_S) -> None:
         raise SubmitError(f"cannot reach Kubeflow Pipelines at {host}: {reason}") from None
 
 
+def pipeline_builder_options(args: argparse.Namespace) -> dict[str, Any]:
+    if args.finetune_nodes < 1:
+        raise SubmitError(f"--finetune-nodes must be >= 1, got {args.finetune_nodes}")
+    if args.pipeline in MULTI_NODE_PIPELINES:
+        return {"finetune_nodes": args.finetune_nodes}
+    if args.finetune_nodes > 1:
+        raise SubmitError(f"--finetune-nodes applies to {sorted(MULTI_NODE_PIPELINES)} only")
+    return {}
+
+
 def submit(args: argparse.Namespace) -> str:
     arguments = pipeline_arguments(args.arguments)
+    options = pipeline_builder_options(args)
     check_reachable(args.host)
     from kfp import Client
 
@@ -95,7 +114,8 @@ def submit(args: argparse.Namespace) -> str:
     client = Client(host=args.host, namespace=args.namespace)
     with tempfile.TemporaryDirectory() as tmp:
         package = str(Path(tmp) / f"{args.pipeline}.yaml")
-        compiler.Compiler().compile(PIPELINES[args.pipeline](params), package_path=package)
+        pipeline = PIPELINES[args.pipeline](params, **options)
+        compiler.Compiler().compile(pipeline, package_path=package)
         name = f"mlops-methods-{args.pipeline}"
         pipeline_id = client.get_pipeline_id(name)
         if pipeline_id is None:

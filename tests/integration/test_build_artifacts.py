@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kfp import compiler
 
+from components.common.params import load_params
+from pipelines import llm
 from pipelines.compile import PIPELINES, compile_all
 from pipelines.images import GPU_IMAGE
 from pipelines.tasks import GPU_DEFAULTS, MLFLOW_CONFIG_MAP, MLFLOW_SECRET
@@ -18,11 +21,12 @@ pytestmark = pytest.mark.integration
 
 # the tasks that train or evaluate on GPUs, per pipeline (executor names)
 GPU_EXECUTORS = {
-    "llm": {"pretrain-op", "finetune-op", "finetune-trainjob-op", "ilp-diagnosis-op"},
+    "llm": {"pretrain-op", "finetune-op", "ilp-diagnosis-op"},
     "reward": {"grm-policy-op", "grm-scorer-op", "grm-evaluate-op"},
     "segmentation": {"seg-train-op", "seg-evaluate-op"},
 }
 GPU_EXECUTORS["full"] = set().union(*GPU_EXECUTORS.values())
+GPU_EXECUTORS["llm-multi-node"] = GPU_EXECUTORS["llm"] - {"finetune-op"} | {"finetune-trainjob-op"}
 CPU_EXECUTORS = {"data-prep-op", "evaluate-op", "grm-data-op", "ct-data-prep-op"}
 
 
@@ -30,8 +34,13 @@ CPU_EXECUTORS = {"data-prep-op", "evaluate-op", "grm-data-op", "ct-data-prep-op"
 def compiled(tmp_path_factory) -> dict[str, tuple[dict, dict]]:
     """pipeline name -> (pipeline spec, platform spec)."""
     out = tmp_path_factory.mktemp("ir")
+    paths = compile_all(REPO_ROOT / "params.yaml", out)
+    multi_node = out / "llm-multi-node.yaml"
+    compiler.Compiler().compile(
+        llm.build_pipeline(load_params(REPO_ROOT / "params.yaml"), 2), str(multi_node)
+    )
     documents = {}
-    for path in compile_all(REPO_ROOT / "params.yaml", out):
+    for path in [*paths, multi_node]:
         spec, platform = yaml.safe_load_all(Path(path).read_text())
         documents[Path(path).stem] = (spec, platform["platforms"]["kubernetes"])
     return documents
@@ -56,10 +65,11 @@ def all_tasks(spec: dict) -> dict[str, dict]:
 
 
 def test_every_pipeline_compiles_to_a_spec_and_a_platform_spec(compiled):
-    assert set(compiled) == set(PIPELINES) == {"llm", "reward", "segmentation", "full"}
+    assert set(PIPELINES) == {"llm", "reward", "segmentation", "full"}
+    assert set(compiled) == set(PIPELINES) | {"llm-multi-node"}
 
 
-@pytest.mark.parametrize("name", sorted(PIPELINES))
+@pytest.mark.parametrize("name", sorted(GPU_EXECUTORS))
 def test_images_are_pinned_and_nothing_is_installed_at_run_time(compiled, name):
     spec, _ = compiled[name]
     for executor_name, executor in executors(spec).items():
@@ -72,7 +82,7 @@ def test_images_are_pinned_and_nothing_is_installed_at_run_time(compiled, name):
         assert expected is None or image == expected, executor_name
 
 
-@pytest.mark.parametrize("name", sorted(PIPELINES))
+@pytest.mark.parametrize("name", sorted(GPU_EXECUTORS))
 def test_gpu_tasks_get_accelerators_resources_scheduling_shm_and_a_timeout(compiled, name):
     spec, platform = compiled[name]
     k8s = platform["deploymentSpec"]["executors"]
@@ -97,7 +107,7 @@ def test_gpu_tasks_get_accelerators_resources_scheduling_shm_and_a_timeout(compi
         assert "accelerator" not in executors(spec)[executor_name]["container"].get("resources", {})
 
 
-@pytest.mark.parametrize("name", sorted(PIPELINES))
+@pytest.mark.parametrize("name", sorted(GPU_EXECUTORS))
 def test_every_task_reads_mlflow_settings_from_the_config_map_and_secret(compiled, name):
     _, platform = compiled[name]
     for executor_name, config in platform["deploymentSpec"]["executors"].items():
@@ -109,7 +119,7 @@ def test_every_task_reads_mlflow_settings_from_the_config_map_and_secret(compile
         assert secret["secretName"] == MLFLOW_SECRET and secret["optional"] is True
 
 
-@pytest.mark.parametrize("name", sorted(PIPELINES))
+@pytest.mark.parametrize("name", sorted(GPU_EXECUTORS))
 def test_training_and_registry_tasks_are_never_cached(compiled, name):
     tasks = all_tasks(compiled[name][0])
     for task_name, task in tasks.items():
@@ -124,26 +134,33 @@ def test_pipeline_defaults_come_from_params_yaml_and_gpu_defaults(compiled):
     assert inputs["profile"]["defaultValue"] == "tiny"
     finetune = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["finetune"]
     assert inputs["finetune"]["defaultValue"]["max_steps"] == finetune["max_steps"]
-    assert inputs["finetune_nodes"]["defaultValue"] == 1
     for key, value in GPU_DEFAULTS.items():
         assert inputs[key]["defaultValue"] == value, key
 
 
-def test_llm_and_full_get_a_workspace_and_multi_node_finetuning_a_trainjob_launcher(compiled):
-    for name in ("llm", "full"):
-        spec, platform = compiled[name]
-        workspace = platform["pipelineConfig"]["workspace"]
-        assert workspace["size"].endswith("Gi")
-        assert workspace["kubernetes"]["pvcSpecPatch"]["accessModes"] == ["ReadWriteMany"]
-        launcher = spec["components"]["comp-finetune-trainjob-op"]
-        passthroughs = {p["field"] for p in launcher["taskConfigPassthroughs"]}
-        assert {"RESOURCES", "KUBERNETES_TOLERATIONS", "KUBERNETES_NODE_SELECTOR"} <= passthroughs
-        assert {"KUBERNETES_VOLUMES", "ENV"} <= passthroughs
-    # the launcher finds the workspace through its path placeholder
-    llm_tasks = all_tasks(compiled["llm"][0])
-    workspace_input = llm_tasks["finetune-trainjob-op"]["inputs"]["parameters"]["workspace_path"]
-    assert workspace_input["runtimeValue"]["constant"] == "{{$.workspace_path}}"
-    # full is the three pipelines side by side
+def test_multi_node_llm_launches_a_trainjob_through_the_workspace(compiled):
+    spec, platform = compiled["llm-multi-node"]
+    workspace = platform["pipelineConfig"]["workspace"]
+    assert workspace["size"].endswith("Gi")
+    assert workspace["kubernetes"]["pvcSpecPatch"]["accessModes"] == ["ReadWriteMany"]
+    launcher = spec["components"]["comp-finetune-trainjob-op"]
+    passthroughs = {p["field"] for p in launcher["taskConfigPassthroughs"]}
+    assert passthroughs == {
+        "RESOURCES",
+        "KUBERNETES_TOLERATIONS",
+        "KUBERNETES_NODE_SELECTOR",
+        "KUBERNETES_VOLUMES",
+        "ENV",
+    }
+    task = spec["root"]["dag"]["tasks"]["finetune-trainjob-op"]
+    assert task["inputs"]["parameters"]["num_nodes"]["runtimeValue"]["constant"] == 2
+    workspace_path = task["inputs"]["parameters"]["workspace_path"]["runtimeValue"]["constant"]
+    assert workspace_path == "{{$.workspace_path}}"
+    # single-node runs need no shared volume
+    assert "pipelineConfig" not in compiled["llm"][1]
+
+
+def test_full_is_the_three_pipelines_side_by_side(compiled):
     assert set(compiled["full"][0]["root"]["dag"]["tasks"]) == {
         "llm",
         "reward-egrm",

@@ -29,12 +29,20 @@ def test_pipeline_and_host_are_required_and_checked(capsys):
 
 
 def test_pipeline_arguments_are_parsed_as_yaml():
-    assert submit.pipeline_arguments(["finetune_nodes=2", "node_selector={pool: a100}"]) == {
-        "finetune_nodes": 2,
+    assert submit.pipeline_arguments(["accelerator_count=2", "node_selector={pool: a100}"]) == {
+        "accelerator_count": 2,
         "node_selector": {"pool": "a100"},
     }
     with pytest.raises(submit.SubmitError, match="NAME=VALUE"):
-        submit.pipeline_arguments(["finetune_nodes"])
+        submit.pipeline_arguments(["accelerator_count"])
+
+
+def test_finetune_nodes_only_for_pipelines_that_fine_tune():
+    options = submit.pipeline_builder_options
+    assert options(submit.parse_args(["--host", "h", "--pipeline", "llm", "--finetune-nodes", "2"]))
+    assert options(submit.parse_args(["--host", "h", "--pipeline", "reward"])) == {}
+    with pytest.raises(submit.SubmitError, match="applies to"):
+        options(submit.parse_args(["--host", "h", "--pipeline", "reward", "--finetune-nodes", "2"]))
 
 
 def test_unreachable_host_fails_fast_naming_the_host():

@@ -4,6 +4,7 @@ with alias `challenger`; `champion` moves only when the challenger beats it (nev
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "mlops-methods"
 CHALLENGER, CHAMPION = "challenger", "champion"
+log = logging.getLogger(__name__)
 
 
 def tracking_uri() -> str:
@@ -87,3 +89,26 @@ def promote_if_better(
             return False
     client.set_registered_model_alias(name, CHAMPION, version)
     return True
+
+
+def register_and_promote(
+    model_uri: str,
+    name: str,
+    metric: str,
+    value: float,
+    greater_is_better: bool = True,
+    tags: Mapping[str, Any] = (),
+) -> dict[str, float]:
+    """`register` (tagged with `metric`) then `promote_if_better`; returns the metrics a step
+    reports about it: `registered_version` and `promoted` (0/1)."""
+    version = register(model_uri, name, tags={metric: value, **dict(tags)})
+    promoted = promote_if_better(name, version.version, metric, value, greater_is_better)
+    log.info(
+        "registered %s v%s (%s=%.3f), champion %s",
+        name,
+        version.version,
+        metric,
+        value,
+        "moved" if promoted else "kept",
+    )
+    return {"registered_version": float(version.version), "promoted": float(promoted)}

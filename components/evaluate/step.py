@@ -4,7 +4,6 @@ current champion on the configured metric."""
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,8 @@ from components.common.params import EvaluateParams, Profile
 from components.common.plots import bar_plot
 from components.common.repro import seed_everything
 from components.common.sft import first_per_task, greedy_answers
-from components.common.tracking import promote_if_better, register, step_run
+from components.common.tracking import register_and_promote, step_run
 
-log = logging.getLogger(__name__)
 # What the registered model needs at serving time; listing it skips MLflow's slow inference.
 MODEL_REQUIREMENTS = ["torch==2.13.0", "transformers==5.23.0", "accelerate==1.15.0"]
 
@@ -78,27 +76,12 @@ def run(
             task="text-generation",
             pip_requirements=MODEL_REQUIREMENTS,
         )
-        value = metrics[params.promote_metric]
-        version = register(
+        metrics |= register_and_promote(
             info.model_uri,
             params.registered_model_name,
-            tags={params.promote_metric: value, "profile": profile},
-        )
-        promoted = promote_if_better(
-            params.registered_model_name,
-            version.version,
             params.promote_metric,
-            value,
+            metrics[params.promote_metric],
             params.greater_is_better,
+            tags={"profile": profile},
         )
-        log.info(
-            "registered %s v%s (%s=%.3f), champion %s",
-            params.registered_model_name,
-            version.version,
-            params.promote_metric,
-            value,
-            "moved" if promoted else "kept",
-        )
-        metrics["registered_version"] = float(version.version)
-        metrics["promoted"] = float(promoted)
         return metrics

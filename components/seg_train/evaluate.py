@@ -7,7 +7,6 @@ CLI: `python -m components.seg_train.evaluate --params params.yaml [--set k=v]`.
 from __future__ import annotations
 
 import csv
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from components.common.cli import step_main, step_parser
 from components.common.io import ProjectError, atomic_path, write_json
 from components.common.params import Profile, SegTrainParams
 from components.common.repro import seed_everything
-from components.common.tracking import promote_if_better, register, step_run
+from components.common.tracking import register_and_promote, step_run
 from components.data_prep.ct_volumes import read_domains
 from components.seg_train.infer import predict_probability, segment
 from components.seg_train.metrics import METRICS, case_metrics, summarize
@@ -27,7 +26,6 @@ from components.seg_train.overlays import overlay_figure
 from components.seg_train.train import load_model, split_cases
 from components.seg_train.transforms import eval_transforms
 
-log = logging.getLogger(__name__)
 # what the registered model needs at serving time; listing it skips MLflow's slow inference
 MODEL_REQUIREMENTS = ["torch==2.13.0", "monai==1.6.1", "nibabel==5.4.2"]
 
@@ -120,33 +118,14 @@ def run(
             pip_requirements=MODEL_REQUIREMENTS,
         )
         mlflow.log_dict(model.config, "model/seg_config.json")
-        value = metrics[params.promote_metric]
-        version = register(
+        metrics |= register_and_promote(
             info.model_uri,
             params.registered_model_name,
-            tags={
-                params.promote_metric: value,
-                "profile": profile,
-                "test_domains": ",".join(params.test_domains),
-            },
-        )
-        promoted = promote_if_better(
-            params.registered_model_name,
-            version.version,
             params.promote_metric,
-            value,
+            metrics[params.promote_metric],
             params.greater_is_better,
+            tags={"profile": profile, "test_domains": ",".join(params.test_domains)},
         )
-        log.info(
-            "registered %s v%s (%s=%.3f), champion %s",
-            params.registered_model_name,
-            version.version,
-            params.promote_metric,
-            value,
-            "moved" if promoted else "kept",
-        )
-        metrics["registered_version"] = float(version.version)
-        metrics["promoted"] = float(promoted)
         write_json(report_dir / "summary.json", metrics)
         return metrics
 

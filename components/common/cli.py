@@ -13,6 +13,7 @@ from pathlib import Path
 
 from components.common.io import ProjectError, write_json
 from components.common.params import ProjectParams, load_params
+from components.common.tracking import is_main_process
 
 
 def step_parser(step: str) -> argparse.ArgumentParser:
@@ -40,5 +41,6 @@ def step_main(
     except ProjectError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    write_json(Path(args.metrics or f"metrics/{step}.json"), metrics)
+    if is_main_process():
+        write_json(Path(args.metrics or f"metrics/{step}.json"), metrics)
     return 0

@@ -47,11 +47,20 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def is_main_process() -> bool:
+    """False on the other ranks of a `torchrun` job: only rank 0 tracks and writes outputs."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 @contextlib.contextmanager
 def step_run(
     step: str, profile: str, params: BaseModel | None = None
-) -> Iterator[mlflow.ActiveRun]:
-    """An MLflow run for one pipeline step, with the project's tags and the step's params."""
+) -> Iterator[mlflow.ActiveRun | None]:
+    """An MLflow run for one pipeline step, with the project's tags and the step's params (none
+    on the other ranks of a distributed job)."""
+    if not is_main_process():
+        yield None
+        return
     mlflow.set_tracking_uri(tracking_uri())
     mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", DEFAULT_EXPERIMENT))
     tags = {"git_commit": git_commit(), "step": step, "profile": profile}

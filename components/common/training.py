@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import torch
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -29,6 +30,8 @@ def training_arguments(output_dir: Path, **overrides: Any) -> TrainingArguments:
         lr_scheduler_type="cosine",
         optim="adamw_torch",
         disable_tqdm=os.environ.get("CI") == "true",
+        # torchrun without a GPU: Accelerate only sets up DDP (gloo) on CPU when told to use it
+        use_cpu=int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available(),
     )
     return TrainingArguments(**(defaults | overrides))
 

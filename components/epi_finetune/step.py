@@ -21,7 +21,7 @@ from components.common.models import load_causal_lm
 from components.common.params import FinetuneParams, Profile
 from components.common.repro import seed_everything
 from components.common.sft import SFTDataset, encode_record, first_per_task, sft_collator
-from components.common.tracking import step_run
+from components.common.tracking import is_main_process, step_run
 from components.common.training import (
     checkpoint_dir,
     file_digest,
@@ -93,7 +93,8 @@ def run(
                 cpi.union([cores_by_task[t] for t in group], next(iter(cores_by_task.values())))
                 for group in stages
             ]
-            mlflow.log_dict({"groups": stages}, "cpi_groups.json")
+            if is_main_process():
+                mlflow.log_dict({"groups": stages}, "cpi_groups.json")
         elif trains_in_stages(params):
             stages = stages_from_records(records)
             if params.method == "cpi":
@@ -172,6 +173,8 @@ def run(
         if resume:
             log.info("resuming from %s", resume)
         result = trainer.train(resume_from_checkpoint=resume)
+        if not trainer.is_world_process_zero():  # DDP: rank 0 saves, reports and logs
+            return {"train_loss": result.training_loss}
 
         if params.lora.enabled:
             model = model.merge_and_unload()

@@ -95,6 +95,7 @@ def run_seed(
     for variant in VARIANTS:
         start = time.perf_counter()
         scorer_params = variant_params(grm.scorer, variant)
+        seed_everything(grm.seed)  # same head init whether or not data and policy were reused
         scorer = build_scorer(scorer_params, policy_dir, suffix)
         best_val, _ = fit_scorer(scorer, train, val, scorer_params, grm.seed)
         save_scorer(scorer, work / f"scorer_{variant}")
@@ -115,6 +116,7 @@ def run_seed(
         scorer_params = ScorerParams.model_validate(
             grm.scorer.model_dump() | {"encoder": kind, "pooling": pooling or "mean"}
         )
+        seed_everything(grm.seed)
         scorer = build_scorer(scorer_params, policy_dir, suffix)
         best_val, _ = fit_scorer(scorer, train, val, scorer_params, grm.seed)
         items, eval_paths = score_items(decoded, scorer)
@@ -187,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         "--alt-encoders",
         nargs="*",
         default=[],
-        help="first seed only: the hybrid scorer on these encoders too (encoder[:pooling], "
+        help="every seed: the hybrid scorer on these encoders too (encoder[:pooling], "
         "e.g. minilm policy policy:logprob)",
     )
     parser.add_argument("--report-only", action="store_true", help="re-render from saved JSON")
@@ -208,10 +210,10 @@ def main(argv: list[str] | None = None) -> int:
             seed,
             args.work / f"seed{seed}",
             args.reuse,
-            tuple(args.alt_encoders) if index == 0 else (),
+            tuple(args.alt_encoders),
             1 if args.jobs > 1 else torch_threads(),
         )
-        for index, seed in enumerate(args.seeds)
+        for seed in args.seeds
     ]
     if args.jobs > 1:  # seeds in parallel processes (spawned: no forked torch state)
         with ProcessPoolExecutor(

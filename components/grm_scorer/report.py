@@ -144,16 +144,28 @@ def tables(results: dict[str, Any], image: str) -> list[str]:
             f"{s('eval.pairwise_accuracy')} | {s('eval.spearman')} | "
             f"{s('val.pairwise_accuracy.all_paths')} |"
         )
-    first = next(iter(results["seeds"].values()))
-    if first.get("encoders"):
+    encoders = sorted({e for seed in results["seeds"].values() for e in seed.get("encoders", {})})
+    if encoders:
         default = results["settings"]["scorer"]["encoder"]
-        lines += ["", f"**Encoders** (hybrid loss, first seed only; default `{default}`):", ""]
-        lines += ["| encoder | best-of-K acc % | pairwise acc | Spearman |", "|---|---|---|---|"]
-        rows = {default: first["scorers"]["hybrid"], **first["encoders"]}
-        for name, r in rows.items():
+        lines += ["", f"**Encoders** (hybrid loss, same paths; default `{default}`):", ""]
+        lines += [
+            "| encoder | seeds | best-of-K acc % | vote acc % | pairwise acc | Spearman |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name in [default, *encoders]:
+            runs = [
+                seed["scorers"]["hybrid"] if name == default else seed["encoders"][name]
+                for seed in results["seeds"].values()
+                if name == default or name in seed.get("encoders", {})
+            ]
+
+            def e(metric: str, scale: float = 1.0, spec: str = ".3f", runs=runs) -> str:
+                return fmt([r[metric] for r in runs], scale, spec)
+
             lines.append(
-                f"| {name} | {100 * r['eval.best_of_k.scorer']:.1f} | "
-                f"{r['eval.pairwise_accuracy']:.3f} | {r['eval.spearman']:.3f} |"
+                f"| {name} | {len(runs)} | {e('eval.best_of_k.scorer', 100, '.1f')} | "
+                f"{e('eval.best_of_k.vote', 100, '.1f')} | {e('eval.pairwise_accuracy')} | "
+                f"{e('eval.spearman')} |"
             )
     lines += ["", "**Spec targets** (on the means):", "", "| claim | measured | holds |"]
     lines += ["|---|---|---|"]

@@ -1,6 +1,8 @@
 import os
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,31 @@ def copy_repo(destination: Path) -> Path:
     ):
         subprocess.run(command, cwd=destination, check=True, env=env)
     return destination
+
+
+def run_torchrun(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 240):
+    """`torchrun --standalone --nproc_per_node=2 ARGS` on CPU (gloo over loopback), one thread per
+    rank. On a timeout the whole process group is killed (no orphaned ranks) and the run is tried
+    once more: on this shared machine a gloo rendezvous very rarely stalls (twice in ~25 runs,
+    both on a loaded machine, never on an idle one); a real deadlock stalls both times and fails."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    env = {**env, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    for attempt in (1, 2):
+        process = subprocess.Popen(
+            [*command, *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            if attempt == 2:
+                raise
+            continue
+        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)

@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO_ROOT, run_torchrun
+
 WORKER = Path(__file__).with_name("epi_ddp_worker.py")
 
 
 @pytest.mark.integration
 def test_masks_and_weights_identical_on_every_rank(tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(WORKER),
-        str(tmp_path),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
-    run = subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    run = run_torchrun([str(WORKER), str(tmp_path)], REPO_ROOT, env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 from mlflow import MlflowClient
@@ -14,7 +12,7 @@ from mlflow import MlflowClient
 from components.common.params import load_params
 from components.data_prep import step as data_prep
 from components.pretrain import step as pretrain
-from tests.conftest import REPO_ROOT, TINY_OVERRIDES
+from tests.conftest import REPO_ROOT, TINY_OVERRIDES, run_torchrun
 
 
 @pytest.mark.integration
@@ -25,8 +23,7 @@ def test_finetune_entrypoint_under_torchrun(tmp_path, mlflow_uri):
     pretrain.run(params.pretrain, params.model, "tiny", data, base, tmp_path / "reports/pretrain")
 
     overrides = [arg for o in TINY_OVERRIDES for arg in ("--set", o)]
-    command = [
-        *(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"),
+    args = [
         *("-m", "components.epi_finetune", "--params", str(REPO_ROOT / "params.yaml")),
         *overrides,
         *("--set", "finetune.method=epi", "--set", "finetune.isolation.mask_interval=2"),
@@ -34,10 +31,7 @@ def test_finetune_entrypoint_under_torchrun(tmp_path, mlflow_uri):
         *("--reports", str(tmp_path / "reports/finetune")),
         *("--metrics", str(tmp_path / "metrics.json")),
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": mlflow_uri}
-    run = subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
-    )
+    run = run_torchrun(args, tmp_path, {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "parallel_mode != ParallelMode.DISTRIBUTED" not in run.stdout + run.stderr  # real DDP
     assert (tmp_path / "sft/config.json").is_file()  # rank 0 saved the model, nobody clobbered it

@@ -3,6 +3,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -74,27 +75,22 @@ def copy_repo(destination: Path) -> Path:
 
 def run_torchrun(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 240):
     """`torchrun --standalone --nproc_per_node=2 ARGS` on CPU (gloo over loopback), one thread per
-    rank. On a timeout the whole process group is killed (no orphaned ranks) and the run is tried
-    once more: on this shared machine a gloo rendezvous very rarely stalls (twice in ~25 runs,
-    both on a loaded machine, never on an idle one); a real deadlock stalls both times and fails."""
+    rank, output in files (ranks live in their own sessions and could hold pipes open). On a
+    timeout torchrun gets SIGTERM, which it forwards to the ranks, then SIGKILL."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     env = {**env, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
-    for attempt in (1, 2):
-        process = subprocess.Popen(
-            [*command, *args],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen([*command, *args], cwd=cwd, env=env, stdout=out, stderr=err)
         try:
-            stdout, stderr = process.communicate(timeout=timeout)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-            if attempt == 2:
-                raise
-            continue
-        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            raise
+        finally:
+            out.seek(0)
+            err.seek(0)
+        return subprocess.CompletedProcess(process.args, process.returncode, out.read(), err.read())

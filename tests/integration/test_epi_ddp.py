@@ -14,6 +14,7 @@ WORKER = Path(__file__).with_name("epi_ddp_worker.py")
 
 
 @pytest.mark.integration
+@pytest.mark.torchrun
 def test_masks_and_weights_identical_on_every_rank(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     run = run_torchrun([str(WORKER), str(tmp_path)], REPO_ROOT, env)

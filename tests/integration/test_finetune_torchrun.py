@@ -16,6 +16,7 @@ from tests.conftest import REPO_ROOT, TINY_OVERRIDES, run_torchrun
 
 
 @pytest.mark.integration
+@pytest.mark.torchrun
 def test_finetune_entrypoint_under_torchrun(tmp_path, mlflow_uri):
     params = load_params(REPO_ROOT / "params.yaml", TINY_OVERRIDES)
     data, base = tmp_path / "data", tmp_path / "base"

@@ -13,14 +13,14 @@ from typing import Any
 
 import mlflow
 
-from components.common.io import ProjectError, atomic_path, write_json, write_jsonl
+from components.common.io import ProjectError, atomic_path, write_jsonl
 from components.common.params import DataPrepParams, Profile
 from components.common.repro import seed_everything
 from components.common.tracking import step_run
 from components.data_prep import planted, world
 from components.data_prep.records import load_user_records
 from components.data_prep.tokenizer import train_bpe_tokenizer
-from components.data_prep.validation import DataValidationError, sft_expectations, validate_records
+from components.data_prep.validation import sft_expectations, validate_and_report
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +102,9 @@ def run(
             params.tasks, params.max_prompt_chars, params.max_response_chars
         )
         for split, (source, records) in datasets.items():
-            report = report_dir / f"validation_{split}.json"
-            try:
-                payload = validate_records(records, expectations, source=source)
-            except DataValidationError as error:
-                payload = error.payload
-                raise
-            finally:
-                write_json(report, payload)
-                mlflow.log_artifact(str(report), artifact_path="validation")
+            validate_and_report(
+                records, expectations, source, report_dir / f"validation_{split}.json"
+            )
 
         if params.source == "user":
             train = datasets["train"][1]

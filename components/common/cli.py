@@ -35,6 +35,8 @@ def step_main(
     step: str, args: argparse.Namespace, run: Callable[[ProjectParams], dict[str, float]]
 ) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # GX logs one INFO line per internal function it skips while registering its API (~600).
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     try:
         params = load_params(args.params, args.overrides)
         metrics = run(params)

@@ -5,19 +5,22 @@ from kfp import dsl
 
 from components.common.params import ProjectParams
 from pipelines import llm, reward, segmentation
-from pipelines.tasks import GPU_DEFAULTS, WORKSPACE
+from pipelines.tasks import GPU_DEFAULTS, WORKSPACE, uses_workspace
 
 
-def build_pipeline(params: ProjectParams, finetune_nodes: int = 1):
+def build_pipeline(
+    params: ProjectParams, finetune_nodes: int = 1, models_in_workspace: bool | None = None
+):
     defaults = params.model_dump(mode="json", exclude_none=True)  # KFP structs have no null
-    llm_pipeline = llm.build_pipeline(params, finetune_nodes)
-    reward_pipeline = reward.build_pipeline(params)
+    in_workspace = uses_workspace(params, models_in_workspace, finetune_nodes)
+    llm_pipeline = llm.build_pipeline(params, finetune_nodes, in_workspace)
+    reward_pipeline = reward.build_pipeline(params, in_workspace)
     segmentation_pipeline = segmentation.build_pipeline(params)
 
     @dsl.pipeline(
         name="full",
         description="LLM fine-tuning, E-GRM reward modeling and pancreas segmentation in one run",
-        pipeline_config=WORKSPACE if finetune_nodes > 1 else None,
+        pipeline_config=WORKSPACE if in_workspace else None,
     )
     def full(
         profile: str = defaults["profile"],

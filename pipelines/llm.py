@@ -4,7 +4,11 @@ The pipeline's parameters are params.yaml's sections (dicts), with the file's va
 at compile time, plus the GPU scheduling of pipelines/tasks.py; each task calls the same `run()`
 as the DVC stage of that step. Built with `finetune_nodes` > 1, fine-tuning runs as a Kubeflow
 Trainer TrainJob on that many GPU nodes, through the run's workspace volume. (A compile-time choice:
-KFP 2.17 does not pass resource parameters into a `dsl.If` branch.)"""
+KFP 2.17 does not pass resource parameters into a `dsl.If` branch.)
+
+Models travel as KFP artifacts for the tiny profile and through the run's workspace PVC for the
+pretrained ones (`models_in_workspace`, default: whenever the profile is not tiny or fine-tuning
+is multi-node): see components/common/kfp_outputs.py."""
 
 from kfp import dsl
 
@@ -16,16 +20,28 @@ from components.evaluate.component import evaluate_op
 from components.ilp_diagnosis.component import ilp_diagnosis_op
 from components.pretrain.component import pretrain_op
 from pipelines.images import GPU_IMAGE
-from pipelines.tasks import GPU_DEFAULTS, WORKSPACE, GpuSettings, never_cached, on_gpu, with_mlflow
+from pipelines.tasks import (
+    GPU_DEFAULTS,
+    WORKSPACE,
+    GpuSettings,
+    never_cached,
+    on_gpu,
+    uses_workspace,
+    with_mlflow,
+)
 
 
-def build_pipeline(params: ProjectParams, finetune_nodes: int = 1):
+def build_pipeline(
+    params: ProjectParams, finetune_nodes: int = 1, models_in_workspace: bool | None = None
+):
     defaults = params.model_dump(mode="json", exclude_none=True)  # KFP structs have no null
+    in_workspace = uses_workspace(params, models_in_workspace, finetune_nodes)
+    workspace = dsl.WORKSPACE_PATH_PLACEHOLDER if in_workspace else ""
 
     @dsl.pipeline(
         name="llm",
         description="Synthetic data → tiny base → EPI fine-tuning → ILP diagnosis, eval + registry",
-        pipeline_config=WORKSPACE if finetune_nodes > 1 else None,
+        pipeline_config=WORKSPACE if in_workspace else None,
     )
     def llm(
         profile: str = defaults["profile"],
@@ -47,7 +63,9 @@ def build_pipeline(params: ProjectParams, finetune_nodes: int = 1):
         )
         prepared = with_mlflow(data_prep_op(profile=profile, params=data_prep))
         data = prepared.outputs["data"]
-        base = pretrain_op(profile=profile, model_params=model, params=pretrain, data=data)
+        base = pretrain_op(
+            profile=profile, model_params=model, params=pretrain, data=data, workspace=workspace
+        )
         on_gpu(with_mlflow(base), gpu)
         if finetune_nodes > 1:
             tuned = finetune_trainjob_op(
@@ -61,7 +79,11 @@ def build_pipeline(params: ProjectParams, finetune_nodes: int = 1):
             )
         else:
             tuned = finetune_op(
-                profile=profile, params=finetune, data=data, base=base.outputs["model"]
+                profile=profile,
+                params=finetune,
+                data=data,
+                base=base.outputs["model"],
+                workspace=workspace,
             )
         on_gpu(with_mlflow(tuned), gpu)
         diagnosed = ilp_diagnosis_op(
@@ -71,10 +93,15 @@ def build_pipeline(params: ProjectParams, finetune_nodes: int = 1):
             base=base.outputs["model"],
             sft=tuned.outputs["model"],
             finetune_reports=tuned.outputs["reports"],
+            workspace=workspace,
         )
         on_gpu(with_mlflow(diagnosed), gpu)
         evaluated = evaluate_op(
-            profile=profile, params=evaluate, data=data, model=tuned.outputs["model"]
+            profile=profile,
+            params=evaluate,
+            data=data,
+            model=tuned.outputs["model"],
+            workspace=workspace,
         )
         never_cached(with_mlflow(evaluated))  # registry and promotion
 

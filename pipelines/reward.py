@@ -2,7 +2,8 @@
 
 Parameters are params.yaml's sections (dicts) with the file's values as compile-time defaults,
 plus the GPU scheduling of pipelines/tasks.py; each task calls the same `run()` as the DVC stage
-of that step."""
+of that step. The policy goes through the run's workspace PVC instead of an artifact when
+`pipelines.tasks.uses_workspace` says so (components/common/kfp_outputs.py)."""
 
 from kfp import dsl
 
@@ -13,15 +14,25 @@ from components.grm_scorer.component import (
     grm_policy_op,
     grm_scorer_op,
 )
-from pipelines.tasks import GPU_DEFAULTS, GpuSettings, on_gpu, with_mlflow
+from pipelines.tasks import (
+    GPU_DEFAULTS,
+    WORKSPACE,
+    GpuSettings,
+    on_gpu,
+    uses_workspace,
+    with_mlflow,
+)
 
 
-def build_pipeline(params: ProjectParams):
+def build_pipeline(params: ProjectParams, models_in_workspace: bool | None = None):
     defaults = params.model_dump(mode="json", exclude_none=True)  # KFP structs have no null
+    in_workspace = uses_workspace(params, models_in_workspace)
+    workspace = dsl.WORKSPACE_PATH_PLACEHOLDER if in_workspace else ""
 
     @dsl.pipeline(
         name="reward-egrm",
         description="Reasoning data → GRM policy SFT → hybrid-loss scorer → gated evaluation",
+        pipeline_config=WORKSPACE if in_workspace else None,
     )
     def reward(
         profile: str = defaults["profile"],
@@ -39,10 +50,16 @@ def build_pipeline(params: ProjectParams):
             accelerator_type, accelerator_count, cpu, memory, tolerations, node_selector
         )
         data = with_mlflow(grm_data_op(profile=profile, params=reward_data)).outputs["data"]
-        policy = grm_policy_op(profile=profile, model_params=model, params=grm, data=data)
+        policy = grm_policy_op(
+            profile=profile, model_params=model, params=grm, data=data, workspace=workspace
+        )
         on_gpu(with_mlflow(policy), gpu)
         scorer = grm_scorer_op(
-            profile=profile, params=grm, data=data, policy=policy.outputs["policy"]
+            profile=profile,
+            params=grm,
+            data=data,
+            policy=policy.outputs["policy"],
+            workspace=workspace,
         )
         on_gpu(with_mlflow(scorer), gpu)
         # sampling K reasoning paths per question is GPU work too; it also registers the scorer
@@ -52,6 +69,7 @@ def build_pipeline(params: ProjectParams):
             data=data,
             policy=policy.outputs["policy"],
             scorer=scorer.outputs["scorer"],
+            workspace=workspace,
         )
         on_gpu(with_mlflow(evaluated), gpu)
 

@@ -6,7 +6,8 @@
 `--set` changes params.yaml values (the compiled pipeline's defaults) exactly as the DVC stages'
 `--set` does; `--arg` sets a pipeline parameter that is not a params.yaml section, such as the
 GPU scheduling of pipelines/tasks.py; `--finetune-nodes N` (llm, full) fine-tunes on N nodes
-through a Kubeflow Trainer TrainJob."""
+through a Kubeflow Trainer TrainJob; `--models-in` chooses how models pass between tasks (the run's
+workspace PVC or KFP artifacts; by default the workspace for pretrained profiles)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from pipelines.compile import PIPELINES
 
 REACH_TIMEOUT_S = 10
 MULTI_NODE_PIPELINES = {"llm", "full"}  # the ones with a fine-tuning step
+WORKSPACE_PIPELINES = {"llm", "reward", "full"}  # the ones that pass language models along
 
 
 class SubmitError(Exception):
@@ -60,6 +62,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=1,
         help="fine-tune on this many GPU nodes as a Kubeflow Trainer TrainJob (llm, full)",
+    )
+    parser.add_argument(
+        "--models-in",
+        choices=["auto", "workspace", "artifacts"],
+        default="auto",
+        help="how models pass between tasks (llm, reward, full); auto: the run's workspace PVC "
+        "for pretrained profiles and multi-node fine-tuning, KFP artifacts for tiny",
     )
     parser.add_argument("--experiment", default="mlops-methods")
     parser.add_argument("--namespace", default=None, help="Kubeflow profile namespace")
@@ -94,19 +103,32 @@ def check_reachable(host: str, timeout: float = REACH_TIMEOUT_S) -> None:
         raise SubmitError(f"cannot reach Kubeflow Pipelines at {host}: {reason}") from None
 
 
-def pipeline_builder_options(args: argparse.Namespace) -> dict[str, Any]:
+def pipeline_builder_options(
+    args: argparse.Namespace, arguments: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The compile-time options of `args.pipeline`'s builder; `arguments`: the run's parameters."""
+    options: dict[str, Any] = {}
     if args.finetune_nodes < 1:
         raise SubmitError(f"--finetune-nodes must be >= 1, got {args.finetune_nodes}")
     if args.pipeline in MULTI_NODE_PIPELINES:
-        return {"finetune_nodes": args.finetune_nodes}
-    if args.finetune_nodes > 1:
+        options["finetune_nodes"] = args.finetune_nodes
+    elif args.finetune_nodes > 1:
         raise SubmitError(f"--finetune-nodes applies to {sorted(MULTI_NODE_PIPELINES)} only")
-    return {}
+    if args.pipeline in WORKSPACE_PIPELINES:
+        choice = {"workspace": True, "artifacts": False}.get(args.models_in)
+        if choice is None and (arguments or {}).get("profile", "tiny") != "tiny":
+            choice = True  # a pretrained profile chosen at run time, not in params.yaml
+        if choice is False and args.finetune_nodes > 1:
+            raise SubmitError("--finetune-nodes > 1 needs its models in the workspace")
+        options["models_in_workspace"] = choice
+    elif args.models_in != "auto":
+        raise SubmitError(f"--models-in applies to {sorted(WORKSPACE_PIPELINES)} only")
+    return options
 
 
 def submit(args: argparse.Namespace) -> str:
     arguments = pipeline_arguments(args.arguments)
-    options = pipeline_builder_options(args)
+    options = pipeline_builder_options(args, arguments)
     check_reachable(args.host)
     from kfp import Client
 

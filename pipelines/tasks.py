@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 from kfp import dsl, kubernetes
 
+from components.common.params import ProjectParams
 from pipelines.images import GPU_IMAGE
 
 # Written by k8s/base (mlflow-client.env / mlflow-client-auth.env); the Secret is optional because
@@ -22,14 +23,28 @@ MLFLOW_SECRET_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 TRAINING_TIMEOUT_S = 12 * 3600  # a stuck GPU pod must not hold its node forever
 SHM_SIZE = "8Gi"  # DataLoader workers and NCCL share tensors through /dev/shm (64Mi by default)
 
-# A PVC that lives for one run: multi-node fine-tuning stages data and models there, because the
-# TrainJob's nodes cannot read KFP artifacts. ReadWriteMany so every node mounts it.
+# A PVC that lives for one run, for large models and for multi-node fine-tuning (uses_workspace).
+# ReadWriteMany so every node of a TrainJob mounts it.
 WORKSPACE = dsl.PipelineConfig(
     workspace=dsl.WorkspaceConfig(
         size="50Gi",
         kubernetes=dsl.KubernetesWorkspaceConfig(pvcSpecPatch={"accessModes": ["ReadWriteMany"]}),
     )
 )
+
+
+def uses_workspace(
+    params: ProjectParams, models_in_workspace: bool | None, finetune_nodes: int = 1
+) -> bool:
+    """Whether a pipeline's models go through the WORKSPACE PVC rather than as KFP artifacts.
+
+    Default (None): yes for pretrained profiles, whose models are too large to upload and download
+    at every task, and for multi-node fine-tuning, whose nodes cannot read KFP artifacts."""
+    if models_in_workspace is None:
+        return params.profile != "tiny" or finetune_nodes > 1
+    if finetune_nodes > 1 and not models_in_workspace:
+        raise ValueError("multi-node fine-tuning reads and writes its models in the workspace")
+    return models_in_workspace
 
 
 # The scheduling parameters every pipeline takes, with their defaults.

@@ -13,11 +13,12 @@ def finetune_op(
     model: Output[Model],
     reports: Output[Artifact],
     metrics: Output[Metrics],
+    workspace: str = "",
 ):
     """Supervised fine-tuning of the base model on the training split."""
     from pathlib import Path
 
-    from components.common.kfp_outputs import log_step_metrics
+    from components.common.kfp_outputs import log_step_metrics, model_input_dir, model_output_dir
     from components.common.params import FinetuneParams, validate_section
     from components.epi_finetune.step import run
 
@@ -25,8 +26,8 @@ def finetune_op(
         validate_section(FinetuneParams, params, "finetune"),
         profile,
         Path(data.path),
-        Path(base.path),
-        Path(model.path),
+        model_input_dir(base, workspace),
+        model_output_dir(model, workspace),
         Path(reports.path),
     )
     log_step_metrics(metrics, values)

@@ -36,7 +36,8 @@ def finetune_trainjob_op(
     trainjob: Output[Artifact],
     task_config: dsl.TaskConfig,
 ):
-    """Stage inputs in the workspace, run the TrainJob, copy its model and reports back out."""
+    """Stage inputs in the workspace, run the TrainJob; its model stays there (the `model` output
+    points to it), its reports and metrics come back out."""
     import json
     import shutil
     import uuid
@@ -44,15 +45,18 @@ def finetune_trainjob_op(
 
     import yaml
 
-    from components.common.kfp_outputs import log_step_metrics
+    from components.common.kfp_outputs import log_step_metrics, model_input_dir, point_to
     from components.epi_finetune.trainjob import build_trainjob, finetune_command, run_trainjob
 
     name = f"finetune-{uuid.uuid4().hex[:10]}"
     run_dir = Path(workspace_path) / name
     shutil.copytree(data.path, run_dir / "data")
-    shutil.copytree(base.path, run_dir / "base")
+    base_dir = model_input_dir(base, workspace_path)  # already in the workspace: not copied
+    if not base_dir.is_relative_to(workspace_path):
+        shutil.copytree(base_dir, run_dir / "base")
+        base_dir = run_dir / "base"
     (run_dir / "params.yaml").write_text(yaml.safe_dump({"profile": profile, "finetune": params}))
-    args = ["--params", "params.yaml", "--data", "data", "--base", "base", "--out", "model"]
+    args = ["--params", "params.yaml", "--data", "data", "--base", str(base_dir), "--out", "model"]
     args += ["--reports", "reports", "--metrics", "metrics.json"]
     namespace = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read_text().strip()
     manifest = build_trainjob(
@@ -71,6 +75,6 @@ def finetune_trainjob_op(
     Path(trainjob.path).write_text(yaml.safe_dump(manifest, sort_keys=False))
     if run_trainjob(manifest) != "Complete":
         raise RuntimeError(f"TrainJob {namespace}/{name} failed; see its pods' logs")
-    shutil.copytree(run_dir / "model", model.path)
+    point_to(model, run_dir / "model")
     shutil.copytree(run_dir / "reports", reports.path)
     log_step_metrics(metrics, json.loads((run_dir / "metrics.json").read_text()))

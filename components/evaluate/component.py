@@ -12,11 +12,12 @@ def evaluate_op(
     model: Input[Model],
     reports: Output[Artifact],
     metrics: Output[Metrics],
+    workspace: str = "",
 ):
     """Exact-match accuracy per task; register the model and promote it if it is better."""
     from pathlib import Path
 
-    from components.common.kfp_outputs import log_step_metrics
+    from components.common.kfp_outputs import log_step_metrics, model_input_dir
     from components.common.params import EvaluateParams, validate_section
     from components.evaluate.step import run
 
@@ -24,7 +25,7 @@ def evaluate_op(
         validate_section(EvaluateParams, params, "evaluate"),
         profile,
         Path(data.path),
-        Path(model.path),
+        model_input_dir(model, workspace),
         Path(reports.path),
     )
     log_step_metrics(metrics, values)

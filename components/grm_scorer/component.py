@@ -34,11 +34,12 @@ def grm_policy_op(
     policy: Output[Model],
     reports: Output[Artifact],
     metrics: Output[Metrics],
+    workspace: str = "",
 ):
     """SFT of the GRM policy on direct/CoT targets split by the base model's consensus."""
     from pathlib import Path
 
-    from components.common.kfp_outputs import log_step_metrics
+    from components.common.kfp_outputs import log_step_metrics, model_output_dir
     from components.common.params import GrmParams, ModelParams, validate_section
     from components.grm_scorer.policy_step import run
 
@@ -47,7 +48,7 @@ def grm_policy_op(
         validate_section(ModelParams, model_params, "model"),
         profile,
         Path(data.path),
-        Path(policy.path),
+        model_output_dir(policy, workspace),
         Path(reports.path),
     )
     log_step_metrics(metrics, values)
@@ -62,11 +63,12 @@ def grm_scorer_op(
     scorer: Output[Model],
     reports: Output[Artifact],
     metrics: Output[Metrics],
+    workspace: str = "",
 ):
     """Train the discriminative scorer on the policy's CoT paths; register it as a challenger."""
     from pathlib import Path
 
-    from components.common.kfp_outputs import log_step_metrics
+    from components.common.kfp_outputs import log_step_metrics, model_input_dir
     from components.common.params import GrmParams, validate_section
     from components.grm_scorer.scorer_step import run
 
@@ -74,7 +76,7 @@ def grm_scorer_op(
         validate_section(GrmParams, params, "grm"),
         profile,
         Path(data.path),
-        Path(policy.path),
+        model_input_dir(policy, workspace),
         Path(scorer.path),
         Path(reports.path),
     )
@@ -90,11 +92,12 @@ def grm_evaluate_op(
     scorer: Input[Model],
     reports: Output[Artifact],
     metrics: Output[Metrics],
+    workspace: str = "",
 ):
     """All routes with their costs, the tau frontier, AUROC; promote the scorer if it is better."""
     from pathlib import Path
 
-    from components.common.kfp_outputs import log_step_metrics
+    from components.common.kfp_outputs import log_step_metrics, model_input_dir
     from components.common.params import GrmParams, validate_section
     from components.grm_scorer.eval_step import run
 
@@ -102,7 +105,7 @@ def grm_evaluate_op(
         validate_section(GrmParams, params, "grm"),
         profile,
         Path(data.path),
-        Path(policy.path),
+        model_input_dir(policy, workspace),
         Path(scorer.path),
         Path(reports.path),
     )

@@ -14,11 +14,12 @@ def ilp_diagnosis_op(
     finetune_reports: Input[Artifact],
     reports: Output[Artifact],
     metrics: Output[Metrics],
+    workspace: str = "",
 ):
     """Find the training records SFT failed to learn and attribute each to a cause."""
     from pathlib import Path
 
-    from components.common.kfp_outputs import log_step_metrics
+    from components.common.kfp_outputs import log_step_metrics, model_input_dir
     from components.common.params import IlpParams, validate_section
     from components.ilp_diagnosis.step import run
 
@@ -26,8 +27,8 @@ def ilp_diagnosis_op(
         validate_section(IlpParams, params, "ilp_diagnosis"),
         profile,
         Path(data.path),
-        Path(base.path),
-        Path(sft.path),
+        model_input_dir(base, workspace),
+        model_input_dir(sft, workspace),
         Path(finetune_reports.path) / "dynamics.csv",
         Path(reports.path),
     )

@@ -13,11 +13,12 @@ def pretrain_op(
     model: Output[Model],
     reports: Output[Artifact],
     metrics: Output[Metrics],
+    workspace: str = "",
 ):
     """Pretrain the tiny base model on the corpus, or materialise a pretrained base."""
     from pathlib import Path
 
-    from components.common.kfp_outputs import log_step_metrics
+    from components.common.kfp_outputs import log_step_metrics, model_output_dir
     from components.common.params import ModelParams, PretrainParams, validate_section
     from components.pretrain.step import run
 
@@ -26,7 +27,7 @@ def pretrain_op(
         validate_section(ModelParams, model_params, "model"),
         profile,
         Path(data.path),
-        Path(model.path),
+        model_output_dir(model, workspace),
         Path(reports.path),
     )
     log_step_metrics(metrics, values)

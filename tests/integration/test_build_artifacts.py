@@ -11,7 +11,7 @@ import yaml
 from kfp import compiler
 
 from components.common.params import load_params
-from pipelines import llm
+from pipelines import full, llm
 from pipelines.compile import PIPELINES, compile_all
 from pipelines.images import GPU_IMAGE
 from pipelines.tasks import GPU_DEFAULTS, MLFLOW_CONFIG_MAP, MLFLOW_SECRET
@@ -39,8 +39,11 @@ def compiled(tmp_path_factory) -> dict[str, tuple[dict, dict]]:
     compiler.Compiler().compile(
         llm.build_pipeline(load_params(REPO_ROOT / "params.yaml"), 2), str(multi_node)
     )
+    pretrained = out / "full-smollm2.yaml"  # a pretrained profile: models through the workspace
+    smollm2 = load_params(REPO_ROOT / "params.yaml", ["profile=smollm2"])
+    compiler.Compiler().compile(full.build_pipeline(smollm2), str(pretrained))
     documents = {}
-    for path in [*paths, multi_node]:
+    for path in [*paths, multi_node, pretrained]:
         spec, platform = yaml.safe_load_all(Path(path).read_text())
         documents[Path(path).stem] = (spec, platform["platforms"]["kubernetes"])
     return documents
@@ -66,7 +69,7 @@ def all_tasks(spec: dict) -> dict[str, dict]:
 
 def test_every_pipeline_compiles_to_a_spec_and_a_platform_spec(compiled):
     assert set(PIPELINES) == {"llm", "reward", "segmentation", "full"}
-    assert set(compiled) == set(PIPELINES) | {"llm-multi-node"}
+    assert set(compiled) == set(PIPELINES) | {"llm-multi-node", "full-smollm2"}
 
 
 @pytest.mark.parametrize("name", sorted(GPU_EXECUTORS))
@@ -158,6 +161,30 @@ def test_multi_node_llm_launches_a_trainjob_through_the_workspace(compiled):
     assert workspace_path == "{{$.workspace_path}}"
     # single-node runs need no shared volume
     assert "pipelineConfig" not in compiled["llm"][1]
+
+
+MODEL_TASKS = {  # the tasks that write or read a base, fine-tuned or policy model
+    "pretrain-op",
+    "finetune-op",
+    "ilp-diagnosis-op",
+    "evaluate-op",
+    "grm-policy-op",
+    "grm-scorer-op",
+    "grm-evaluate-op",
+}
+
+
+def test_pretrained_models_go_through_the_workspace_and_tiny_ones_as_artifacts(compiled):
+    for name, placeholder in [("full-smollm2", "{{$.workspace_path}}"), ("full", "")]:
+        spec, platform = compiled[name]
+        tasks = all_tasks(spec)
+        assert set(tasks) >= MODEL_TASKS
+        for task_name in MODEL_TASKS:
+            workspace = tasks[task_name]["inputs"]["parameters"]["workspace"]
+            assert workspace["runtimeValue"]["constant"] == placeholder, (name, task_name)
+        assert ("pipelineConfig" in platform) == bool(placeholder), name
+    workspace = compiled["full-smollm2"][1]["pipelineConfig"]["workspace"]
+    assert workspace["size"].endswith("Gi")
 
 
 def test_full_is_the_three_pipelines_side_by_side(compiled):

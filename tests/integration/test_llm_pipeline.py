@@ -113,3 +113,31 @@ def test_kfp_local_pipeline_produces_the_dvc_metric_keys(dvc_repo, tmp_path, mon
     assert outputs["data-prep-op"] == json.loads((dvc_repo / "metrics/data_prep.json").read_text())
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert str(client.get_model_version_by_alias("sft-model", "champion").version) == "1"
+
+
+def test_kfp_local_pipeline_can_pass_its_models_through_the_workspace(
+    dvc_repo, tmp_path, monkeypatch
+):
+    from kfp import local
+
+    from components.common.kfp_outputs import WORKSPACE_POINTER
+    from pipelines.llm import build_pipeline
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    root, workspace = tmp_path / "pipeline_root", tmp_path / "workspace"
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(root),
+        workspace_root=str(workspace),
+    )
+    build_pipeline(load_params(dvc_repo / "params.yaml"), models_in_workspace=True)()
+
+    run_dir = next(root.iterdir())
+    for op in ("pretrain-op", "finetune-op"):
+        (model,) = (run_dir / op / "model").iterdir()  # only the pointer travels as an artifact
+        assert model.name == WORKSPACE_POINTER
+        assert Path(json.loads(model.read_text())["path"]).parent == workspace / "models"
+    assert not workspace.exists()  # kfp.local removes the run's workspace, as a cluster would
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert str(client.get_model_version_by_alias("sft-model", "champion").version) == "1"

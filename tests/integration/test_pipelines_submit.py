@@ -40,9 +40,24 @@ def test_pipeline_arguments_are_parsed_as_yaml():
 def test_finetune_nodes_only_for_pipelines_that_fine_tune():
     options = submit.pipeline_builder_options
     assert options(submit.parse_args(["--host", "h", "--pipeline", "llm", "--finetune-nodes", "2"]))
-    assert options(submit.parse_args(["--host", "h", "--pipeline", "reward"])) == {}
+    assert options(submit.parse_args(["--host", "h", "--pipeline", "segmentation"])) == {}
     with pytest.raises(submit.SubmitError, match="applies to"):
         options(submit.parse_args(["--host", "h", "--pipeline", "reward", "--finetune-nodes", "2"]))
+
+
+def test_models_go_through_the_workspace_for_pretrained_profiles_unless_told():
+    def choice(*flags: str, arguments=None):
+        args = submit.parse_args(["--host", "h", *flags])
+        return submit.pipeline_builder_options(args, arguments).get("models_in_workspace")
+
+    assert choice("--pipeline", "llm") is None  # decided from params.yaml's profile
+    assert choice("--pipeline", "reward", arguments={"profile": "smollm2"}) is True
+    assert choice("--pipeline", "full", "--models-in", "artifacts") is False
+    assert choice("--pipeline", "segmentation") is None
+    with pytest.raises(submit.SubmitError, match="applies to"):
+        choice("--pipeline", "segmentation", "--models-in", "workspace")
+    with pytest.raises(submit.SubmitError, match="needs its models in the workspace"):
+        choice("--pipeline", "llm", "--finetune-nodes", "2", "--models-in", "artifacts")
 
 
 def test_unreachable_host_fails_fast_naming_the_host():

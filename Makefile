@@ -35,10 +35,7 @@ repro: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	# DDP tests first, in a fresh process: after the kfp.local/DVC tests have run in the same
-	# pytest process, the gloo ranks they start stall (reproduced, cause not found).
-	$(BIN)/python -m pytest -q -m torchrun
-	$(BIN)/python -m pytest -q -m "not torchrun" --durations=15
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: install
 	$(BIN)/ruff check .

@@ -45,10 +45,14 @@ def model_input_dir(artifact: Any, workspace: str) -> Path:
     if not pointer.is_file():
         return Path(artifact.path)
     directory = Path(json.loads(pointer.read_text())["path"])
-    if not workspace or not directory.is_dir():
+    if not workspace:
         raise FileNotFoundError(
-            f"model input {artifact.name!r} points to {directory} in the run workspace, which "
-            f"this task {'has not mounted' if not workspace else 'does not have'}: pass "
-            "workspace=dsl.WORKSPACE_PATH_PLACEHOLDER to every task that reads it"
+            f"model input {artifact.name!r} points to {directory} in the run workspace, which this "
+            "task has not mounted: pass workspace=dsl.WORKSPACE_PATH_PLACEHOLDER to it"
+        )
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"model input {artifact.name!r} points to {directory}, which is not in the run "
+            f"workspace mounted at {workspace} (was it written by another run?)"
         )
     return directory

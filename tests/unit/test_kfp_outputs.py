@@ -1,4 +1,5 @@
 import json
+import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -33,9 +34,12 @@ def test_with_a_workspace_the_artifact_points_to_a_fresh_directory_there(tmp_pat
     assert model_input_dir(model, str(workspace)) == first
 
 
-def test_reading_a_workspace_model_without_the_workspace_says_what_to_pass(tmp_path):
+def test_reading_a_workspace_model_without_its_workspace_says_what_is_wrong(tmp_path):
     model = artifact(tmp_path)
-    target = model_output_dir(model, str(tmp_path / "workspace"))
-    target.mkdir(parents=True)
+    workspace = tmp_path / "workspace"
+    model_output_dir(model, str(workspace)).mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="WORKSPACE_PATH_PLACEHOLDER"):
         model_input_dir(model, "")
+    shutil.rmtree(workspace)  # a later run's workspace no longer has it
+    with pytest.raises(FileNotFoundError, match="another run"):
+        model_input_dir(model, str(workspace))

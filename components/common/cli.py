@@ -45,4 +45,19 @@ def step_main(
         return 2
     if is_main_process():
         write_json(Path(args.metrics or f"metrics/{step}.json"), metrics)
+    leave_process_group()
     return 0
+
+
+def leave_process_group() -> None:
+    """End a torchrun job on every rank together: free DDP while its process group lives, wait
+    for the other ranks (rank 0 may still be saving), then destroy the group. A rank that simply
+    exits can leave another one hanging in DDP's teardown (seen with gloo, about 1 run in 3)."""
+    import gc
+
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        gc.collect()
+        dist.barrier()
+        dist.destroy_process_group()

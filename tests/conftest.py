@@ -75,12 +75,9 @@ def copy_repo(destination: Path) -> Path:
 
 def run_torchrun(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 240):
     """`torchrun --standalone --nproc_per_node=2 ARGS` on CPU (gloo over loopback), one thread per
-    rank, no stdin, output in files (ranks live in their own sessions and could hold pipes open).
-    On a timeout torchrun gets SIGTERM, which it forwards to the ranks, then SIGKILL.
-
-    Without `stdin=DEVNULL` the ranks finish their work and then never exit when the caller's stdin
-    is a pipe or terminal (reproduced with the DDP worker: 6 s with /dev/null, stuck past 120 s
-    with the inherited stdin)."""
+    rank, no stdin (nothing here reads it), output in files (ranks live in their own sessions and
+    could hold pipes open). On a timeout torchrun gets SIGTERM, which it forwards to the ranks,
+    then SIGKILL."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     env = {**env, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:

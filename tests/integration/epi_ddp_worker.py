@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from components.common.cli import leave_process_group
 from components.common.params import IsolationConfig
 from components.epi_finetune.isolation import build_isolating_optimizer
 
@@ -76,11 +77,8 @@ def main(out_dir: Path) -> None:
         "losses": losses,
     }
     (out_dir / f"rank{rank}.json").write_text(json.dumps(result))
-    # Tear DDP down while both ranks still hold the process group: without the barrier, one rank
-    # could leave first and the other hang in DDP's destructor (about 1 run in 3, reproduced).
-    del model, opt, engine
-    dist.barrier()
-    dist.destroy_process_group()
+    del model, opt, engine  # DDP goes while the process group lives (see leave_process_group)
+    leave_process_group()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from components.common.io import ProjectError
 
 Profile = Literal["tiny", "smollm2", "hf"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
+# optimizer steps per stage of a staged run: equal shares, or in proportion to the records
+StageSteps = Literal["even", "proportional"]
 NormMode = Literal["mean", "max", "minmax", "zscore", "rank", "none"]
 _STATIC_WARMUP = 25  # EPI: first refresh of a static (K = infinity) mask
 SYNTHETIC_TASKS = ("reverse", "add", "recall", "fact_qa")
@@ -154,6 +156,7 @@ class FinetuneParams(StrictModel):
     # mixed: one shuffled stream of all tasks; sequential: the records' stages in order
     # (multistage and cpi always train in stages)
     schedule: Literal["mixed", "sequential"] = "mixed"
+    stage_steps: StageSteps = "even"
     isolation: IsolationConfig = IsolationConfig()
     cpi: CpiParams = CpiParams()
     # full/multistage: run the importance engine observe-only, to measure drift

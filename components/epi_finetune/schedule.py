@@ -2,17 +2,21 @@
 
 One plan serves every method: a mixed run is one stage holding all tasks; a sequential or
 multi-stage run is a list of stages (groups of tasks) trained one after the other, with the
-optimizer steps split evenly between them. Knowing the stage (and, for `per_task_ema`, the task)
-of every optimizer step lets callbacks act at stage boundaries."""
+optimizer steps split evenly between them or in proportion to their records. Knowing the stage
+(and, for `per_task_ema`, the task) of every optimizer step lets callbacks act at stage
+boundaries."""
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from torch.utils.data import Dataset
+
+from components.common.params import StageSteps
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,24 @@ def _stream(indices: Sequence[int], rng: random.Random) -> Iterator[int]:
         yield from rng.sample(list(indices), len(indices))
 
 
+def split_steps(steps: int, sizes: Sequence[int], split: StageSteps) -> list[int]:
+    """Optimizer steps per stage: `even` (the last stage takes the remainder) or `proportional`
+    to the stages' record counts (largest remainder, at least one step each), so that a record
+    is seen about as often as in a mixed run of the same length."""
+    if split == "even":
+        share = steps // len(sizes)
+        return [share] * (len(sizes) - 1) + [steps - share * (len(sizes) - 1)]
+    if steps < len(sizes):
+        raise ValueError(f"{steps} steps cannot give each of {len(sizes)} stages one step")
+    total = sum(sizes)
+    exact = [1 + (steps - len(sizes)) * n / total for n in sizes]
+    counts = [math.floor(x) for x in exact]
+    by_remainder = sorted(range(len(sizes)), key=lambda i: counts[i] - exact[i])
+    for i in by_remainder[: steps - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
 def build_plan(
     records: Sequence[dict[str, Any]],
     stages: Sequence[Sequence[str]],
@@ -45,6 +67,7 @@ def build_plan(
     samples_per_step: int,
     seed: int,
     task_pure_batches: bool = False,
+    stage_steps: StageSteps = "even",
 ) -> TrainingPlan:
     rng = random.Random(seed)
     by_task: dict[str, list[int]] = {}
@@ -57,10 +80,10 @@ def build_plan(
     order: list[int] = []
     stage_of_step: list[int] = []
     task_of_step: list[str | None] = []
-    for stage_index, tasks in enumerate(stages):
-        n_steps = steps // len(stages) + (
-            steps % len(stages) if stage_index == len(stages) - 1 else 0
-        )
+    sizes = [sum(len(by_task[t]) for t in stage) for stage in stages]
+    for stage_index, (tasks, n_steps) in enumerate(
+        zip(stages, split_steps(steps, sizes, stage_steps), strict=True)
+    ):
         if task_pure_batches:
             streams = {t: _stream(by_task[t], rng) for t in tasks}
             weights = [len(by_task[t]) for t in tasks]

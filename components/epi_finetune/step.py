@@ -109,6 +109,7 @@ def run(
             samples_per_step,
             params.seed,
             task_pure_batches=bool(isolation and isolation.per_task_ema),
+            stage_steps=params.stage_steps,
         )
         log.info("method %s, stages %s", params.method, plan.stages)
 

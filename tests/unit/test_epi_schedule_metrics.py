@@ -5,7 +5,7 @@ from components.common.params import FinetuneParams
 from components.epi_finetune.cpi import group_tasks, jaccard, update_core
 from components.epi_finetune.methods import isolation_config, trains_in_stages
 from components.epi_finetune.metrics import backward_transfer, conflict_score, forgetting
-from components.epi_finetune.schedule import build_plan, stages_from_records
+from components.epi_finetune.schedule import build_plan, split_steps, stages_from_records
 
 RECORDS = [
     {"task": t, "stage": s}
@@ -28,6 +28,22 @@ def test_sequential_plan_trains_stages_in_order():
     assert plan.stage_of_step == [0] * 5 + [1] * 6 and plan.stage_ends() == [5, 11]
     assert all(RECORDS[i]["task"] == "a" for i in plan.order[:10])
     assert all(RECORDS[i]["task"] != "a" for i in plan.order[10:])
+
+
+def test_proportional_stage_steps_follow_the_record_counts():
+    assert split_steps(11, [1, 3], "even") == [5, 6]
+    assert split_steps(120, [32, 218], "proportional") == [16, 104]
+    assert split_steps(10, [1, 1000, 1], "proportional") == [1, 8, 1]  # one step at least
+    assert sum(split_steps(97, [5, 7, 11, 13], "proportional")) == 97
+    with pytest.raises(ValueError, match="3 stages"):
+        split_steps(2, [1, 1, 1], "proportional")
+    stages = stages_from_records(RECORDS)
+    plan = build_plan(RECORDS, stages, 12, 2, seed=0, stage_steps="proportional")
+    n_first = sum(r["task"] == "a" for r in RECORDS)
+    assert (
+        plan.stage_ends()[0]
+        == split_steps(12, [n_first, len(RECORDS) - n_first], "proportional")[0]
+    )
 
 
 def test_task_pure_batches_for_per_task_ema():

@@ -58,10 +58,9 @@ class BenchmarkConfig:
     )
     finetune: FinetuneParams = FinetuneParams(
         method="full",
+        # each stage gets half the steps: stage 0 (13% of the records, the C4 items) ~30 epochs,
+        # stage 1 ~4.4; `proportional` (--stage-steps) gives every record ~7.7, like X4's mix
         schedule="sequential",
-        # stage 0 (the C4 items) is 13% of the records: with an even split it would get half
-        # the steps and stage 1 fewer epochs than the shuffled X4 run of the same length
-        stage_steps="proportional",
         track_drift=False,
         max_steps=120,
         batch_size=16,
@@ -324,7 +323,13 @@ def aggregate(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m components.ilp_diagnosis.benchmark")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--work", type=Path, default=REPO / ".cache/ilp_benchmark")
+    parser.add_argument("--work", type=Path, help="default: .cache/ilp_benchmark[_VARIANT]")
+    parser.add_argument(
+        "--stage-steps",
+        choices=["even", "proportional"],
+        default="even",
+        help="SFT steps per stage; `proportional` is a variant with its own results section",
+    )
     parser.add_argument("--no-interventions", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="a few steps per stage (wiring)")
     parser.add_argument("--out", type=Path, default=REPO / "docs/results")
@@ -335,17 +340,41 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.no_interventions:
         cfg = BenchmarkConfig(**{**cfg.__dict__, "interventions": False})
-    work = args.work.resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    variant = "" if args.stage_steps == "even" else args.stage_steps
+    if variant:
+        finetune_ = cfg.finetune.model_copy(update={"stage_steps": args.stage_steps})
+        cfg = BenchmarkConfig(**{**cfg.__dict__, "finetune": finetune_})
+    suffix = f"_{variant}" if variant else ""
+    work = (args.work or REPO / f".cache/ilp_benchmark{suffix}").resolve()
+    claim_work_dir(work, cfg)
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
     out = args.out.resolve()
     os.chdir(work)  # Trainer checkpoints land in the work folder, not the repo
     results = [run_seed(cfg, seed, work) for seed in cfg.seeds]
     summary = aggregate(results)
-    write_json(out / "ilp_benchmark.json", {"config": _config_dump(cfg), "aggregate": summary})
-    results_doc.write_benchmark_section(out, summary)
+    config = _config_dump(cfg)
+    write_json(out / f"ilp_benchmark{suffix}.json", {"config": config, "aggregate": summary})
+    results_doc.write_benchmark_section(out, summary, variant)
     print(results_doc.benchmark_tables(summary))
     return 0
+
+
+def claim_work_dir(work: Path, cfg: BenchmarkConfig) -> None:
+    """Stages found in ``work`` are reused, so they must come from this config: the first run
+    records it in ``work/config.json``; a run with another config stops instead of mixing."""
+    work.mkdir(parents=True, exist_ok=True)
+    stamp = work / "config.json"
+    config = {k: v for k, v in _config_dump(cfg).items() if k not in ("seeds", "interventions")}
+    if stamp.is_file():
+        before = read_json(stamp)
+        changed = sorted(k for k in config.keys() | before.keys() if config.get(k) != before.get(k))
+        if changed:
+            raise SystemExit(
+                f"{work} holds stages of another benchmark config (differs in: "
+                f"{', '.join(changed)}); delete it or pass --work to a new folder"
+            )
+    else:
+        write_json(stamp, config)
 
 
 def _config_dump(cfg: BenchmarkConfig) -> dict[str, Any]:

@@ -89,11 +89,11 @@ def benchmark_tables(summary: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def benchmark_plots(img_dir: Path, summary: Mapping[str, Any]) -> list[Path]:
+def benchmark_plots(img_dir: Path, summary: Mapping[str, Any], suffix: str = "") -> list[Path]:
     paths = [
         bar_plot(
             {g: v["mean"] for g, v in summary["unlearned_rate_by_planted"].items()},
-            img_dir / "ilp_unlearned_by_group.png",
+            img_dir / f"ilp_unlearned_by_group{suffix}.png",
             title="Unlearned rate per planted group (mean over seeds)",
             ylabel="unlearned rate",
         ),
@@ -102,7 +102,7 @@ def benchmark_plots(img_dir: Path, summary: Mapping[str, Any]) -> list[Path]:
                 c: float(np.sum([counts[c] for counts in summary["cause_counts"]]))
                 for c in summary["cause_counts"][0]
             },
-            img_dir / "ilp_cause_breakdown.png",
+            img_dir / f"ilp_cause_breakdown{suffix}.png",
             title="Diagnosed causes (summed over seeds)",
             ylabel="records",
         ),
@@ -110,7 +110,7 @@ def benchmark_plots(img_dir: Path, summary: Mapping[str, Any]) -> list[Path]:
             summary["confusion"]["matrix"],
             summary["confusion"]["rows"],
             summary["confusion"]["cols"],
-            img_dir / "ilp_confusion.png",
+            img_dir / f"ilp_confusion{suffix}.png",
             title=f"Planted vs diagnosed (macro-F1 {summary['macro_f1']['mean']:.2f})",
             xlabel="diagnosed",
             ylabel="planted",
@@ -125,7 +125,7 @@ def benchmark_plots(img_dir: Path, summary: Mapping[str, Any]) -> list[Path]:
                 [[np.nan if mean[c][x] is None else mean[c][x] for x in names] for c in CAUSES],
                 list(CAUSES),
                 names,
-                img_dir / "ilp_recovery.png",
+                img_dir / f"ilp_recovery{suffix}.png",
                 title="Recovery: fraction learned after each intervention",
                 xlabel="intervention",
                 ylabel="planted cause",
@@ -148,6 +148,8 @@ def replace_section(doc: Path, name: str, body: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_benchmark_section(out_dir: Path, summary: Mapping[str, Any]) -> None:
-    benchmark_plots(out_dir / "img", summary)
-    replace_section(out_dir / DOC, "benchmark", benchmark_tables(summary))
+def write_benchmark_section(out_dir: Path, summary: Mapping[str, Any], variant: str = "") -> None:
+    """The default benchmark's section, or (``variant``) its own section and PNG names."""
+    benchmark_plots(out_dir / "img", summary, f"_{variant}" if variant else "")
+    section = f"benchmark-{variant}" if variant else "benchmark"
+    replace_section(out_dir / DOC, section, benchmark_tables(summary))

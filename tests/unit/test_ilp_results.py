@@ -1,5 +1,7 @@
 """Aggregation over seeds, the recovery matrix and the generated sections of docs/results."""
 
+import pytest
+
 from components.ilp_diagnosis import benchmark, report, results_doc
 
 
@@ -56,3 +58,15 @@ def test_generated_section_replaces_only_its_markers(tmp_path):
     assert "Recovery matrix" in text and "| C1 (2, 2) |" in text
     for name in ("unlearned_by_group", "cause_breakdown", "confusion", "recovery"):
         assert (tmp_path / "img" / f"ilp_{name}.png").stat().st_size > 1000
+    # a variant gets its own section and PNGs, the default section stays as it was
+    results_doc.write_benchmark_section(tmp_path, summary, "proportional")
+    assert doc.read_text().startswith(text.rstrip("\n"))
+    assert "<!-- benchmark-proportional:begin -->" in doc.read_text()
+    assert (tmp_path / "img" / "ilp_recovery_proportional.png").is_file()
+
+
+def test_a_work_dir_serves_one_benchmark_config(tmp_path):
+    benchmark.claim_work_dir(tmp_path, benchmark.BenchmarkConfig(seeds=(0,)))
+    benchmark.claim_work_dir(tmp_path, benchmark.BenchmarkConfig(seeds=(1, 2)))  # seeds may vary
+    with pytest.raises(SystemExit, match="differs in: arch, cpt_lines, cpt_steps, finetune"):
+        benchmark.claim_work_dir(tmp_path, benchmark.smoke_config())

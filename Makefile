@@ -48,9 +48,9 @@ format: install
 compile: install
 	$(BIN)/python -m pipelines.compile
 
-# The CPU, CUDA and MLflow images named in pipelines/images.py (needs Docker). Set MLOPS_IMAGE_REGISTRY
+# The CPU, CUDA and MLflow images named in components/common/images.py (needs Docker). Set MLOPS_IMAGE_REGISTRY
 # and MLOPS_IMAGE_VERSION to your registry, then `docker push` the three tags.
-image_setting = $(shell $(PYTHON) -c 'import pipelines.images as i; print(i.$(1))')
+image_setting = $(shell $(PYTHON) -c 'import components.common.images as i; print(i.$(1))')
 BUILD_ARGS = --build-arg VERSION=$(call image_setting,VERSION) --build-arg REVISION=$$(git rev-parse HEAD)
 
 images:

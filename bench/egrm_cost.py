@@ -31,7 +31,7 @@ if str(REPO_ROOT) not in sys.path:  # `python bench/egrm_cost.py`
     sys.path.insert(0, str(REPO_ROOT))
 
 from components.common.models import build_tiny_model, load_causal_lm  # noqa: E402
-from components.common.params import GatingParams, TinyModelParams  # noqa: E402
+from components.common.params import TinyModelParams  # noqa: E402
 from components.data_prep import reasoning  # noqa: E402
 from components.data_prep.tokenizer import train_bpe_tokenizer  # noqa: E402
 from components.grm_scorer.decode import (  # noqa: E402
@@ -41,6 +41,7 @@ from components.grm_scorer.decode import (  # noqa: E402
     direct_schedule,
     question_key,
 )
+from components.grm_scorer.params import GatingParams  # noqa: E402
 from components.grm_scorer.sampling import row_seed, sample  # noqa: E402
 
 RESULTS = REPO_ROOT / "bench" / "results"

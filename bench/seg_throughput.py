@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
 
-from components.common.params import SegLossParams, SegNetworkParams
 from components.seg_train.losses import DualTaskLoss
 from components.seg_train.network import DualTaskSegResNet
+from components.seg_train.params import SegLossParams, SegNetworkParams
 from components.seg_train.randconv import two_views
 from components.seg_train.sdf import signed_distance
 

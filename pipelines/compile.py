@@ -7,8 +7,8 @@ from pathlib import Path
 
 from kfp import compiler
 
-from components.common.params import load_params
 from pipelines import full, llm, reward, segmentation
+from pipelines.params import load_project_params
 
 PIPELINES = {
     "llm": llm.build_pipeline,
@@ -19,7 +19,7 @@ PIPELINES = {
 
 
 def compile_all(params_path: Path, out_dir: Path, overrides: list[str] = ()) -> list[Path]:
-    params = load_params(params_path, overrides)
+    params = load_project_params(params_path, overrides)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, build in PIPELINES.items():

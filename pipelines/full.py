@@ -3,8 +3,8 @@ sub-DAG with the same parameters it has on its own, and the GPU scheduling is sh
 
 from kfp import dsl
 
-from components.common.params import ProjectParams
 from pipelines import llm, reward, segmentation
+from pipelines.params import ProjectParams
 from pipelines.tasks import GPU_DEFAULTS, WORKSPACE, uses_workspace
 
 

@@ -12,14 +12,14 @@ is multi-node): see components/common/kfp_outputs.py."""
 
 from kfp import dsl
 
-from components.common.params import ProjectParams
+from components.common.images import GPU_IMAGE
 from components.data_prep.component import data_prep_op
 from components.epi_finetune.component import finetune_op
 from components.epi_finetune.launcher_component import finetune_trainjob_op
 from components.evaluate.component import evaluate_op
 from components.ilp_diagnosis.component import ilp_diagnosis_op
 from components.pretrain.component import pretrain_op
-from pipelines.images import GPU_IMAGE
+from pipelines.params import ProjectParams
 from pipelines.tasks import (
     GPU_DEFAULTS,
     WORKSPACE,

@@ -7,13 +7,13 @@ of that step. The policy goes through the run's workspace PVC instead of an arti
 
 from kfp import dsl
 
-from components.common.params import ProjectParams
 from components.grm_scorer.component import (
     grm_data_op,
     grm_evaluate_op,
     grm_policy_op,
     grm_scorer_op,
 )
+from pipelines.params import ProjectParams
 from pipelines.tasks import (
     GPU_DEFAULTS,
     WORKSPACE,

@@ -4,9 +4,9 @@ scheduling of pipelines/tasks.py; each task calls the same `run()` as its DVC st
 
 from kfp import dsl
 
-from components.common.params import ProjectParams
 from components.data_prep.ct_component import ct_data_prep_op
 from components.seg_train.component import seg_evaluate_op, seg_train_op
+from pipelines.params import ProjectParams
 from pipelines.tasks import GPU_DEFAULTS, GpuSettings, on_gpu, with_mlflow
 
 

@@ -24,8 +24,8 @@ import yaml
 from kfp import compiler
 
 from components.common.io import ProjectError
-from components.common.params import load_params
 from pipelines.compile import PIPELINES
+from pipelines.params import load_project_params
 
 REACH_TIMEOUT_S = 10
 MULTI_NODE_PIPELINES = {"llm", "full"}  # the ones with a fine-tuning step
@@ -132,7 +132,7 @@ def submit(args: argparse.Namespace) -> str:
     check_reachable(args.host)
     from kfp import Client
 
-    params = load_params(args.params, args.overrides)
+    params = load_project_params(args.params, args.overrides)
     client = Client(host=args.host, namespace=args.namespace)
     with tempfile.TemporaryDirectory() as tmp:
         package = str(Path(tmp) / f"{args.pipeline}.yaml")

@@ -10,8 +10,8 @@ from typing import Any, NamedTuple
 
 from kfp import dsl, kubernetes
 
-from components.common.params import ProjectParams
-from pipelines.images import GPU_IMAGE
+from components.common.images import GPU_IMAGE
+from pipelines.params import ProjectParams
 
 # Written by k8s/base (mlflow-client.env / mlflow-client-auth.env); the Secret is optional because
 # an MLflow server inside the cluster needs no credentials.

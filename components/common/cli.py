@@ -1,23 +1,32 @@
-"""The CLI shared by every step: `python -m components.<step> --params params.yaml --set k=v`.
+"""The CLI of every step: `python -m components.<room> [<stage>] --params params.yaml --set k=v`.
 
-It validates params once, calls the step's `run`, writes `metrics/<step>.json`, and turns a
-ProjectError into one line on stderr and exit status 2."""
+It validates the step's view of params once, calls the step's `run`, writes
+`metrics/<step>.json`, and turns a ProjectError into one line on stderr and exit status 2.
+
+A room with one DVC stage has `__main__.py` with a `main(argv)`. A room with several has
+`__main__.py` calling `stage_main`, which hands `python -m components.<room> <stage>` to
+`components.<room>.<stage>_step.main`, importing only that stage's module."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
 
 from components.common.io import ProjectError, write_json
-from components.common.params import ProjectParams, load_params
+from components.common.params import load_params
 from components.common.tracking import is_main_process
 
 
-def step_parser(step: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"python -m components.{step}")
+def step_parser(prog: str, description: str | None = None) -> argparse.ArgumentParser:
+    """`prog` is the command after `python -m`, e.g. `components.pretrain`."""
+    parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=description)
     parser.add_argument("--params", default="params.yaml", help="the project's params file")
     parser.add_argument(
         "--set",
@@ -32,13 +41,17 @@ def step_parser(step: str) -> argparse.ArgumentParser:
 
 
 def step_main(
-    step: str, args: argparse.Namespace, run: Callable[[ProjectParams], dict[str, float]]
+    step: str,
+    args: argparse.Namespace,
+    schema: type[BaseModel],
+    run: Callable[[Any], dict[str, float]],
 ) -> int:
+    """Validate the step's `schema` view of params, run, write metrics/<step>.json."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # GX logs one INFO line per internal function it skips while registering its API (~600).
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     try:
-        params = load_params(args.params, args.overrides)
+        params = load_params(args.params, args.overrides, schema)
         metrics = run(params)
     except ProjectError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -47,6 +60,20 @@ def step_main(
         write_json(Path(args.metrics or f"metrics/{step}.json"), metrics)
     leave_process_group()
     return 0
+
+
+def stage_main(room: str, stages: Sequence[str], argv: list[str] | None = None) -> int:
+    """`python -m components.<room> <stage> ...`: run `components.<room>.<stage>_step.main`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    usage = f"usage: python -m components.{room} {{{','.join(stages)}}} [--help] ..."
+    if argv[:1] in (["-h"], ["--help"]):
+        print(usage)
+        return 0
+    if not argv or argv[0] not in stages:
+        print(usage, file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"components.{room}.{argv[0]}_step")
+    return module.main(argv[1:])
 
 
 def leave_process_group() -> None:

@@ -1,7 +1,7 @@
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Metrics, Output
 
-from pipelines.images import CPU_IMAGE
+from components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
@@ -16,7 +16,8 @@ def data_prep_op(
     from pathlib import Path
 
     from components.common.kfp_outputs import log_step_metrics
-    from components.common.params import DataPrepParams, validate_section
+    from components.common.params import validate_section
+    from components.data_prep.params import DataPrepParams
     from components.data_prep.step import run
 
     section = validate_section(DataPrepParams, params, "data_prep")

@@ -16,9 +16,10 @@ import numpy as np
 
 from components.common.cli import step_main, step_parser
 from components.common.io import atomic_path, write_json
-from components.common.params import CtDataParams, Profile
+from components.common.params import Profile
 from components.common.repro import seed_everything
 from components.common.tracking import step_run
+from components.ct_data.params import CtDataParams
 from components.data_prep.ct_synth import write_domain
 from components.data_prep.ct_volumes import check_domain
 

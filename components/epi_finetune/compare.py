@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from components.common.io import read_json, read_jsonl, write_json, write_jsonl
-from components.common.params import DataPrepParams, FinetuneParams, ModelParams, PretrainParams
+from components.common.params import ModelParams
+from components.data_prep.params import DataPrepParams
 from components.data_prep.step import run as prepare
 from components.epi_finetune.compare_report import write_report
+from components.epi_finetune.params import FinetuneParams
 from components.epi_finetune.step import run as finetune
+from components.pretrain.params import PretrainParams
 from components.pretrain.step import run as pretrain
 
 METHODS = ["full", "multistage", "cpi", "epi_static", "epi", "random_mask", "inverse_epi"]

@@ -1,7 +1,7 @@
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
-from pipelines.images import CPU_IMAGE
+from components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
@@ -19,7 +19,8 @@ def finetune_op(
     from pathlib import Path
 
     from components.common.kfp_outputs import log_step_metrics, model_input_dir, model_output_dir
-    from components.common.params import FinetuneParams, validate_section
+    from components.common.params import validate_section
+    from components.epi_finetune.params import FinetuneParams
     from components.epi_finetune.step import run
 
     values = run(

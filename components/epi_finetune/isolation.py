@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from components.common.params import IsolationConfig, NormMode
+from components.epi_finetune.params import IsolationConfig, NormMode
 
 # A transformer block: `model.layers.3.`, `transformer.h.0.`, `blocks.2.`, `encoder.layer.5.`.
 _BLOCK_RE = re.compile(r"(^|\.)(layers|h|blocks|block|layer)\.\d+\.")

@@ -8,7 +8,7 @@ and volumes (the pipeline workspace, where data, base model and result meet) go 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output, TaskConfigField
 
-from pipelines.images import CPU_IMAGE
+from components.common.images import CPU_IMAGE
 
 
 @dsl.component(

@@ -3,7 +3,7 @@ registry): which isolation engine a method runs and whether it trains in stages.
 
 from __future__ import annotations
 
-from components.common.params import FinetuneParams, IsolationConfig
+from components.epi_finetune.params import FinetuneParams, IsolationConfig
 
 STAGED_METHODS = {"multistage", "cpi"}
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from components.common.params import StageSteps
+from components.epi_finetune.params import StageSteps
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from transformers import Trainer
 
 from components.common.io import ProjectError, atomic_path, read_jsonl
 from components.common.models import load_causal_lm
-from components.common.params import FinetuneParams, Profile
+from components.common.params import Profile
 from components.common.repro import seed_everything
 from components.common.sft import SFTDataset, encode_record, first_per_task, sft_collator
 from components.common.tracking import is_main_process, step_run
@@ -33,6 +33,7 @@ from components.epi_finetune import cpi, reports
 from components.epi_finetune.isolation import build_isolating_optimizer, eligible_parameters
 from components.epi_finetune.methods import isolation_config, trains_in_stages
 from components.epi_finetune.monitors import DynamicsMonitor, StageHooks, TaskAccuracyMonitor
+from components.epi_finetune.params import FinetuneParams
 from components.epi_finetune.schedule import PlannedDataset, build_plan, stages_from_records
 from components.epi_finetune.trainer_hooks import attach_isolation
 

@@ -1,7 +1,7 @@
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
-from pipelines.images import CPU_IMAGE
+from components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
@@ -18,7 +18,8 @@ def evaluate_op(
     from pathlib import Path
 
     from components.common.kfp_outputs import log_step_metrics, model_input_dir
-    from components.common.params import EvaluateParams, validate_section
+    from components.common.params import validate_section
+    from components.evaluate.params import EvaluateParams
     from components.evaluate.step import run
 
     values = run(

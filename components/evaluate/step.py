@@ -12,11 +12,12 @@ import mlflow
 
 from components.common.io import ProjectError, read_jsonl, write_jsonl
 from components.common.models import load_causal_lm
-from components.common.params import EvaluateParams, Profile
+from components.common.params import Profile
 from components.common.plots import bar_plot
 from components.common.repro import seed_everything
 from components.common.sft import first_per_task, greedy_answers
 from components.common.tracking import register_and_promote, step_run
+from components.evaluate.params import EvaluateParams
 
 # What the registered model needs at serving time; listing it skips MLflow's slow inference.
 MODEL_REQUIREMENTS = ["torch==2.13.0", "transformers==5.23.0", "accelerate==1.15.0"]

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from components.common.io import read_json, write_json
-from components.common.params import GrmParams, ProjectParams, ScorerParams, load_params
 from components.common.repro import seed_everything
 from components.grm_scorer import data_step, policy_step
 from components.grm_scorer.eval_step import (
@@ -31,9 +30,11 @@ from components.grm_scorer.eval_step import (
     route_metrics,
     score_items,
 )
+from components.grm_scorer.params import GrmParams, ScorerParams
 from components.grm_scorer.scorer import build_scorer, save_scorer
 from components.grm_scorer.scorer_step import policy_path_set
 from components.grm_scorer.scorer_train import fit_scorer, selection_metrics, split_groups
+from pipelines.params import ProjectParams, load_project_params
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,9 @@ def seed_job(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     work.mkdir(parents=True, exist_ok=True)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{(work / 'mlflow.db').resolve()}"
-    params = load_params(params_path, [*overrides, f"reward_data.seed={seed}", f"grm.seed={seed}"])
+    params = load_project_params(
+        params_path, [*overrides, f"reward_data.seed={seed}", f"grm.seed={seed}"]
+    )
     return run_seed(params, work, reuse, alt_encoders)
 
 
@@ -229,9 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.smollm2:
         from components.grm_scorer.real_model import smollm2_gating
 
-        params = load_params(args.params, overrides)
+        params = load_project_params(args.params, overrides)
         results["smollm2"] = smollm2_gating(params, args.smollm2)
-    results["settings"] = load_params(args.params, overrides).grm.model_dump(mode="json")
+    results["settings"] = load_project_params(args.params, overrides).grm.model_dump(mode="json")
     write_json(results_file, results)
     write_report(results, args.out)
     return 0

@@ -3,7 +3,7 @@
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
-from pipelines.images import CPU_IMAGE
+from components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
@@ -18,8 +18,9 @@ def grm_data_op(
     from pathlib import Path
 
     from components.common.kfp_outputs import log_step_metrics
-    from components.common.params import ReasoningDataParams, validate_section
+    from components.common.params import validate_section
     from components.grm_scorer.data_step import run
+    from components.grm_scorer.params import ReasoningDataParams
 
     section = validate_section(ReasoningDataParams, params, "reward_data")
     log_step_metrics(metrics, run(section, profile, Path(data.path), Path(reports.path)))
@@ -40,7 +41,8 @@ def grm_policy_op(
     from pathlib import Path
 
     from components.common.kfp_outputs import log_step_metrics, model_output_dir
-    from components.common.params import GrmParams, ModelParams, validate_section
+    from components.common.params import ModelParams, validate_section
+    from components.grm_scorer.params import GrmParams
     from components.grm_scorer.policy_step import run
 
     values = run(
@@ -69,7 +71,8 @@ def grm_scorer_op(
     from pathlib import Path
 
     from components.common.kfp_outputs import log_step_metrics, model_input_dir
-    from components.common.params import GrmParams, validate_section
+    from components.common.params import validate_section
+    from components.grm_scorer.params import GrmParams
     from components.grm_scorer.scorer_step import run
 
     values = run(
@@ -98,8 +101,9 @@ def grm_evaluate_op(
     from pathlib import Path
 
     from components.common.kfp_outputs import log_step_metrics, model_input_dir
-    from components.common.params import GrmParams, validate_section
+    from components.common.params import validate_section
     from components.grm_scorer.eval_step import run
+    from components.grm_scorer.params import GrmParams
 
     values = run(
         validate_section(GrmParams, params, "grm"),

@@ -19,12 +19,13 @@ import mlflow
 
 from components.common.io import atomic_path, write_jsonl
 from components.common.models import render_prompt
-from components.common.params import Profile, ReasoningDataParams
+from components.common.params import Profile
 from components.common.repro import seed_everything
 from components.common.tracking import step_run
 from components.data_prep import reasoning
 from components.data_prep.tokenizer import train_bpe_tokenizer
 from components.data_prep.validation import validate_and_report
+from components.grm_scorer.params import ReasoningDataParams
 
 log = logging.getLogger(__name__)
 SPLITS = ("eval", "scorer", "train")  # drawing order: held-out first

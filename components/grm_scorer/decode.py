@@ -16,9 +16,9 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from components.common.params import GatingParams
 from components.grm_scorer.consensus import extract_answer
 from components.grm_scorer.cost import FlopsModel, Sample, apportion_wall
+from components.grm_scorer.params import GatingParams
 from components.grm_scorer.sampling import Generations, row_seed, sample, uniform_noise
 
 DIRECT, COT = 0, 1

@@ -21,7 +21,7 @@ import numpy as np
 
 from components.common.io import ProjectError, atomic_path, read_json, write_jsonl
 from components.common.models import load_causal_lm
-from components.common.params import GrmParams, Profile
+from components.common.params import Profile
 from components.common.plots import line_plot
 from components.common.repro import seed_everything
 from components.common.tracking import promote_if_better, step_run
@@ -30,6 +30,7 @@ from components.grm_scorer.consensus import consensus
 from components.grm_scorer.cost import Sample, finite, summarize
 from components.grm_scorer.decode import cot_samples, direct_samples
 from components.grm_scorer.gating import ROUTES, Item, decide
+from components.grm_scorer.params import GrmParams
 from components.grm_scorer.policy_step import paired_records
 from components.grm_scorer.scorer import Scorer, load_scorer
 from components.grm_scorer.scorer_step import cot_suffix_of

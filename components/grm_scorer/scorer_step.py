@@ -14,13 +14,14 @@ import mlflow
 
 from components.common.io import atomic_path, write_json
 from components.common.models import load_causal_lm
-from components.common.params import GatingParams, GrmParams, Profile, ScorerParams
+from components.common.params import Profile
 from components.common.plots import line_plot
 from components.common.repro import seed_everything
 from components.common.tracking import register, step_run
 from components.data_prep import reasoning
 from components.grm_scorer.cost import finite
 from components.grm_scorer.decode import cot_samples
+from components.grm_scorer.params import GatingParams, GrmParams, ScorerParams
 from components.grm_scorer.policy_step import paired_records
 from components.grm_scorer.pyfunc import log_scorer
 from components.grm_scorer.scorer import Scorer, build_scorer, save_scorer

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from components.common.params import ScorerParams
 from components.data_prep import reasoning
 from components.grm_scorer.consensus import extract_answer, majority_vote
 from components.grm_scorer.losses import hybrid_loss, pairwise_accuracy
+from components.grm_scorer.params import ScorerParams
 from components.grm_scorer.scorer import Scorer
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from components.common.params import IlpRules
+from components.ilp_diagnosis.params import IlpRules
 
 CAUSES = ("C1", "C2", "C3", "C4", "C5")
 UNATTRIBUTED = "unattributed"

@@ -22,22 +22,19 @@ import numpy as np
 
 from components.common.io import read_json, read_jsonl, write_json
 from components.common.models import load_causal_lm
-from components.common.params import (
-    DataPrepParams,
-    FinetuneParams,
-    IlpParams,
-    ModelParams,
-    PretrainParams,
-    TinyModelParams,
-)
+from components.common.params import ModelParams, TinyModelParams
 from components.data_prep import planted
 from components.data_prep import step as data_prep
+from components.data_prep.params import DataPrepParams
 from components.epi_finetune import step as finetune
+from components.epi_finetune.params import FinetuneParams
 from components.ilp_diagnosis import mitigate, results_doc
 from components.ilp_diagnosis import step as ilp_step
 from components.ilp_diagnosis.attribute import CAUSES
 from components.ilp_diagnosis.diagnose import detect_records, questions_for
+from components.ilp_diagnosis.params import IlpParams
 from components.pretrain import step as pretrain
+from components.pretrain.params import PretrainParams
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
-from pipelines.images import CPU_IMAGE
+from components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
@@ -20,7 +20,8 @@ def ilp_diagnosis_op(
     from pathlib import Path
 
     from components.common.kfp_outputs import log_step_metrics, model_input_dir
-    from components.common.params import IlpParams, validate_section
+    from components.common.params import validate_section
+    from components.ilp_diagnosis.params import IlpParams
     from components.ilp_diagnosis.step import run
 
     values = run(

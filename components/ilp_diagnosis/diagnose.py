@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from components.common.params import IlpParams
 from components.ilp_diagnosis import attribute, facts, mcq, signals
+from components.ilp_diagnosis.params import IlpParams
 from components.ilp_diagnosis.templates import normalise_answer, prompt_templates
 
 log = logging.getLogger(__name__)

@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 from transformers import Trainer, default_data_collator
 
+from components.common.datasets import BlockDataset
 from components.common.io import atomic_path, write_jsonl
 from components.common.models import load_causal_lm
 from components.common.repro import seed_everything
 from components.common.training import checkpoint_dir, training_arguments
 from components.ilp_diagnosis import facts, mcq
-from components.pretrain.step import BlockDataset
 
 COPY = "~copy"
 BUCKET = "~b"

@@ -24,10 +24,12 @@ import numpy as np
 
 from components.common.io import atomic_path, read_json, write_json, write_jsonl
 from components.common.models import load_causal_lm, materialize_smollm2
-from components.common.params import FinetuneParams, IlpParams, LoraParams
+from components.common.params import LoraParams
 from components.epi_finetune import step as finetune
+from components.epi_finetune.params import FinetuneParams
 from components.ilp_diagnosis import facts, results_doc
 from components.ilp_diagnosis import step as ilp_step
+from components.ilp_diagnosis.params import IlpParams
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]

@@ -17,13 +17,14 @@ import mlflow
 from components.common.io import ProjectError, atomic_path, read_jsonl, write_json, write_jsonl
 from components.common.matrix_plot import matrix_plot
 from components.common.models import load_causal_lm, load_tokenizer
-from components.common.params import IlpParams, Profile
+from components.common.params import Profile
 from components.common.plots import bar_plot
 from components.common.repro import seed_everything
 from components.common.sft import per_record_loss
 from components.common.tracking import step_run
 from components.ilp_diagnosis import report, signals
 from components.ilp_diagnosis.diagnose import diagnose
+from components.ilp_diagnosis.params import IlpParams
 
 log = logging.getLogger(__name__)
 TRUTH_KEY = "planted_cause"

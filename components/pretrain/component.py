@@ -1,7 +1,7 @@
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
-from pipelines.images import CPU_IMAGE
+from components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
@@ -19,7 +19,8 @@ def pretrain_op(
     from pathlib import Path
 
     from components.common.kfp_outputs import log_step_metrics, model_output_dir
-    from components.common.params import ModelParams, PretrainParams, validate_section
+    from components.common.params import ModelParams, validate_section
+    from components.pretrain.params import PretrainParams
     from components.pretrain.step import run
 
     values = run(

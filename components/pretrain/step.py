@@ -11,44 +11,18 @@ from pathlib import Path
 
 import mlflow
 import torch
-from torch.utils.data import Dataset
 from transformers import AutoModelForCausalLM, Trainer, default_data_collator
 
-from components.common.io import ProjectError, atomic_path
+from components.common.datasets import BlockDataset
+from components.common.io import atomic_path
 from components.common.models import base_model_source, build_tiny_model, load_tokenizer
-from components.common.params import ModelParams, PretrainParams, Profile
+from components.common.params import ModelParams, Profile
 from components.common.repro import seed_everything
 from components.common.tracking import step_run
-from components.common.training import checkpoint_dir, save_loss_curve, training_arguments
+from components.common.training import checkpoint_dir, save_loss_curve
+from components.pretrain.params import PretrainParams
 
 log = logging.getLogger(__name__)
-
-
-class BlockDataset(Dataset):
-    """The corpus as one token stream (lines joined by EOS) cut into fixed-length blocks."""
-
-    def __init__(self, lines: list[str], tokenizer, block_size: int) -> None:
-        ids: list[int] = []
-        for line in lines:
-            ids.extend(tokenizer(line, add_special_tokens=False)["input_ids"])
-            ids.append(tokenizer.eos_token_id)
-        n_blocks = len(ids) // block_size
-        if n_blocks == 0:
-            raise ProjectError(
-                f"corpus has {len(ids)} tokens, fewer than one block of {block_size}"
-            )
-        self.blocks = torch.tensor(ids[: n_blocks * block_size]).view(n_blocks, block_size)
-
-    def __len__(self) -> int:
-        return len(self.blocks)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        block = self.blocks[index]
-        return {
-            "input_ids": block,
-            "labels": block.clone(),
-            "attention_mask": torch.ones_like(block),
-        }
 
 
 def run(
@@ -74,16 +48,8 @@ def run(
         dataset = BlockDataset(lines, tokenizer, params.block_size)
         model = build_tiny_model(model_params.tiny, tokenizer)
         log.info("tiny model: %d parameters, %d blocks", model.num_parameters(), len(dataset))
-        args = training_arguments(
-            checkpoint_dir("pretrain", params.model_dump()),
-            max_steps=params.max_steps,
-            per_device_train_batch_size=params.batch_size,
-            learning_rate=params.learning_rate,
-            weight_decay=params.weight_decay,
-            warmup_steps=int(params.warmup_ratio * params.max_steps),
-            logging_steps=params.logging_steps,
-            save_strategy="no",
-            seed=params.seed,
+        args = params.to_training_arguments(
+            checkpoint_dir("pretrain", params.model_dump()), params.seed, save_strategy="no"
         )
         trainer = Trainer(
             model=model, args=args, train_dataset=dataset, data_collator=default_data_collator

@@ -24,13 +24,15 @@ import mlflow
 import numpy as np
 
 from components.common.io import atomic_path, write_json
-from components.common.params import CtDataParams, SegTrainParams, load_params
 from components.common.tracking import step_run
+from components.ct_data.params import CtDataParams
 from components.data_prep.ct_synth import write_domain
 from components.data_prep.ct_volumes import read_domains
 from components.seg_train.evaluate import evaluate_cases
 from components.seg_train.overlays import overlay_figure
+from components.seg_train.params import SegTrainParams
 from components.seg_train.train import split_cases, train
+from pipelines.params import load_project_params
 
 log = logging.getLogger(__name__)
 DOMAINS = ("A", "B", "C")
@@ -270,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    project = load_params(args.params)
+    project = load_project_params(args.params)
     data = CtDataParams(cases_per_domain=args.cases_per_domain, shape=tuple(args.shape))
     benchmark_data(args.data, data)
     base = project.seg_train.model_copy(update={"iterations": args.iterations})

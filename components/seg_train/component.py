@@ -1,7 +1,7 @@
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
-from pipelines.images import CPU_IMAGE
+from components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
@@ -17,7 +17,8 @@ def seg_train_op(
     from pathlib import Path
 
     from components.common.kfp_outputs import log_step_metrics
-    from components.common.params import SegTrainParams, validate_section
+    from components.common.params import validate_section
+    from components.seg_train.params import SegTrainParams
     from components.seg_train.step import run
 
     values = run(
@@ -43,8 +44,9 @@ def seg_evaluate_op(
     from pathlib import Path
 
     from components.common.kfp_outputs import log_step_metrics
-    from components.common.params import SegTrainParams, validate_section
+    from components.common.params import validate_section
     from components.seg_train.evaluate import run
+    from components.seg_train.params import SegTrainParams
 
     values = run(
         validate_section(SegTrainParams, params, "seg_train"),

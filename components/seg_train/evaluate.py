@@ -15,7 +15,7 @@ import numpy as np
 
 from components.common.cli import step_main, step_parser
 from components.common.io import ProjectError, atomic_path, write_json
-from components.common.params import Profile, SegTrainParams
+from components.common.params import Profile
 from components.common.repro import seed_everything
 from components.common.tracking import register_and_promote, step_run
 from components.data_prep.ct_volumes import read_domains
@@ -23,6 +23,7 @@ from components.seg_train.infer import predict_probability, segment
 from components.seg_train.metrics import METRICS, case_metrics, summarize
 from components.seg_train.network import DualTaskSegResNet
 from components.seg_train.overlays import overlay_figure
+from components.seg_train.params import SegTrainParams
 from components.seg_train.train import load_model, split_cases
 from components.seg_train.transforms import eval_transforms
 

@@ -11,7 +11,7 @@ from monai.inferers import sliding_window_inference
 from monai.transforms import KeepLargestConnectedComponent
 from torch import nn
 
-from components.common.params import SegInferenceParams
+from components.seg_train.params import SegInferenceParams
 
 SPATIAL_DIMS = (2, 3, 4)
 

@@ -8,9 +8,9 @@ import torch
 from monai.losses import DiceCELoss, DiceLoss
 from torch import nn
 
-from components.common.params import SegLossParams
 from components.seg_train.contrast import contrastive_loss
 from components.seg_train.network import TrainOutput
+from components.seg_train.params import SegLossParams
 
 # soft Dice per sample, no squaring, ε = 1e-6 (an empty target predicted empty costs nothing)
 EPS = 1e-6

@@ -11,7 +11,7 @@ import torch
 from monai.networks.nets import SegResNet
 from torch import nn
 
-from components.common.params import SegNetworkParams
+from components.seg_train.params import SegNetworkParams
 
 
 class TrainOutput(NamedTuple):

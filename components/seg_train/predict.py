@@ -23,9 +23,9 @@ from monai.transforms import Invertd
 
 from components.common.io import ProjectError
 from components.common.nifti import load_nifti, save_nifti
-from components.common.params import SegInferenceParams
 from components.seg_train.infer import predict_probability, segment
 from components.seg_train.network import DualTaskSegResNet
+from components.seg_train.params import SegInferenceParams
 from components.seg_train.train import load_model
 from components.seg_train.transforms import predict_transforms
 

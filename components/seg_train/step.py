@@ -13,11 +13,12 @@ import mlflow
 import numpy as np
 
 from components.common.io import atomic_path
-from components.common.params import Profile, SegTrainParams
+from components.common.params import Profile
 from components.common.plots import line_plot
 from components.common.repro import seed_everything
 from components.common.tracking import step_run
 from components.data_prep.ct_volumes import read_domains
+from components.seg_train.params import SegTrainParams
 from components.seg_train.train import save_model, split_cases, train
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ import torch
 from monai.data import CacheDataset, DataLoader
 
 from components.common.io import ProjectError, read_json
-from components.common.params import SegNetworkParams, SegTrainParams
 from components.common.repro import seed_everything
 from components.data_prep.ct_volumes import domain_cases
 from components.seg_train.losses import DualTaskLoss
 from components.seg_train.network import DualTaskSegResNet
+from components.seg_train.params import SegNetworkParams, SegTrainParams
 from components.seg_train.randconv import two_views
 from components.seg_train.transforms import train_transforms
 

@@ -33,8 +33,8 @@ from monai.transforms import (
 )
 from monai.transforms.utils import generate_spatial_bounding_box
 
-from components.common.params import SegTrainParams
 from components.data_prep.ct_synth import HU_HIGH, HU_LOW
+from components.seg_train.params import SegTrainParams
 from components.seg_train.sdf import signed_distance
 
 

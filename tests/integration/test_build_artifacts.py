@@ -10,10 +10,10 @@ import pytest
 import yaml
 from kfp import compiler
 
-from components.common.params import load_params
+from components.common.images import GPU_IMAGE
 from pipelines import full, llm
 from pipelines.compile import PIPELINES, compile_all
-from pipelines.images import GPU_IMAGE
+from pipelines.params import load_project_params
 from pipelines.tasks import GPU_DEFAULTS, MLFLOW_CONFIG_MAP, MLFLOW_SECRET
 from tests.conftest import REPO_ROOT
 
@@ -37,10 +37,10 @@ def compiled(tmp_path_factory) -> dict[str, tuple[dict, dict]]:
     paths = compile_all(REPO_ROOT / "params.yaml", out)
     multi_node = out / "llm-multi-node.yaml"
     compiler.Compiler().compile(
-        llm.build_pipeline(load_params(REPO_ROOT / "params.yaml"), 2), str(multi_node)
+        llm.build_pipeline(load_project_params(REPO_ROOT / "params.yaml"), 2), str(multi_node)
     )
     pretrained = out / "full-smollm2.yaml"  # a pretrained profile: models through the workspace
-    smollm2 = load_params(REPO_ROOT / "params.yaml", ["profile=smollm2"])
+    smollm2 = load_project_params(REPO_ROOT / "params.yaml", ["profile=smollm2"])
     compiler.Compiler().compile(full.build_pipeline(smollm2), str(pretrained))
     documents = {}
     for path in [*paths, multi_node, pretrained]:

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from components.common.io import ProjectError, read_json
-from components.common.params import DataPrepParams
+from components.data_prep.params import DataPrepParams
 from components.data_prep.step import run
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from components.common.params import load_params
 from components.data_prep import reasoning
 from components.data_prep.validation import DataValidationError, validate_records
+from pipelines.params import load_project_params
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,7 @@ def pipeline_run(tmp_path_factory):
     uri = f"sqlite:///{root / 'mlflow.db'}"
     mp.setenv("MLFLOW_TRACKING_URI", uri)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root / "runs"))
-    build_pipeline(load_params(REPO_ROOT / "params.yaml", EGRM_TINY))()
+    build_pipeline(load_project_params(REPO_ROOT / "params.yaml", EGRM_TINY))()
     outputs = {}
     for step_dir in next((root / "runs").iterdir()).iterdir():
         executor = json.loads((step_dir / "executor_output.json").read_text())
@@ -109,7 +109,7 @@ def test_compiled_reward_pipeline(tmp_path):
 
     target = tmp_path / "reward.yaml"
     compiler.Compiler().compile(
-        build_pipeline(load_params(REPO_ROOT / "params.yaml")), package_path=str(target)
+        build_pipeline(load_project_params(REPO_ROOT / "params.yaml")), package_path=str(target)
     )
     compiled = next(yaml.safe_load_all(target.read_text()))  # the pipeline spec
     executors = compiled["deploymentSpec"]["executors"]

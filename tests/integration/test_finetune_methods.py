@@ -4,10 +4,10 @@ import csv
 
 import pytest
 
-from components.common.params import load_params
 from components.data_prep.step import run as prepare
 from components.epi_finetune.step import run as finetune
 from components.pretrain.step import run as pretrain
+from pipelines.params import load_project_params
 from tests.conftest import REPO_ROOT, TINY_OVERRIDES
 
 pytestmark = pytest.mark.integration
@@ -19,7 +19,7 @@ def tiny_base(tmp_path_factory):
     root = tmp_path_factory.mktemp("finetune")
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
     mp.chdir(root)
-    params = load_params(REPO_ROOT / "params.yaml", TINY_OVERRIDES)
+    params = load_project_params(REPO_ROOT / "params.yaml", TINY_OVERRIDES)
     prepare(params.data_prep, "tiny", root / "data", root / "reports")
     pretrain(params.pretrain, params.model, "tiny", root / "data", root / "base", root / "reports")
     yield params, root

@@ -9,16 +9,16 @@ import os
 import pytest
 from mlflow import MlflowClient
 
-from components.common.params import load_params
 from components.data_prep import step as data_prep
 from components.pretrain import step as pretrain
+from pipelines.params import load_project_params
 from tests.conftest import REPO_ROOT, TINY_OVERRIDES, run_torchrun
 
 
 @pytest.mark.integration
 @pytest.mark.torchrun
 def test_finetune_entrypoint_under_torchrun(tmp_path, mlflow_uri):
-    params = load_params(REPO_ROOT / "params.yaml", TINY_OVERRIDES)
+    params = load_project_params(REPO_ROOT / "params.yaml", TINY_OVERRIDES)
     data, base = tmp_path / "data", tmp_path / "base"
     data_prep.run(params.data_prep, "tiny", data, tmp_path / "reports/data")
     pretrain.run(params.pretrain, params.model, "tiny", data, base, tmp_path / "reports/pretrain")

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from components.common.params import load_params
+from pipelines.params import load_project_params
 from tests.conftest import TINY_OVERRIDES, copy_repo
 
 pytestmark = pytest.mark.integration
@@ -30,7 +30,7 @@ LLM_STAGES = ["evaluate", "ilp_diagnosis"]
 @pytest.fixture(scope="module")
 def dvc_repo(tmp_path_factory) -> Path:
     repo = copy_repo(tmp_path_factory.mktemp("repo"))
-    params = load_params(repo / "params.yaml", TINY_OVERRIDES)
+    params = load_project_params(repo / "params.yaml", TINY_OVERRIDES)
     (repo / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
     env = venv_env(MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}")
     result = subprocess.run(
@@ -93,7 +93,7 @@ def test_kfp_local_pipeline_produces_the_dvc_metric_keys(dvc_repo, tmp_path, mon
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     root = tmp_path / "pipeline_root"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    params = load_params(dvc_repo / "params.yaml")
+    params = load_project_params(dvc_repo / "params.yaml")
     build_pipeline(params)()
 
     outputs = {}
@@ -131,7 +131,7 @@ def test_kfp_local_pipeline_can_pass_its_models_through_the_workspace(
         pipeline_root=str(root),
         workspace_root=str(workspace),
     )
-    build_pipeline(load_params(dvc_repo / "params.yaml"), models_in_workspace=True)()
+    build_pipeline(load_project_params(dvc_repo / "params.yaml"), models_in_workspace=True)()
 
     run_dir = next(root.iterdir())
     for op in ("pretrain-op", "finetune-op"):

@@ -12,8 +12,9 @@ from mlflow import MlflowClient
 
 from components.common.io import write_json
 from components.common.nifti import save_nifti
-from components.common.params import SegTrainParams, load_params
 from components.seg_train import evaluate, predict, step
+from components.seg_train.params import SegTrainParams
+from pipelines.params import load_project_params
 from tests.conftest import REPO_ROOT
 from tests.unit.test_seg_data import write_tiny_task
 
@@ -102,7 +103,7 @@ def test_kfp_local_segmentation_pipeline(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     root = tmp_path / "pipeline_root"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    build_pipeline(load_params(REPO_ROOT / "params.yaml", TINY_OVERRIDES))()
+    build_pipeline(load_project_params(REPO_ROOT / "params.yaml", TINY_OVERRIDES))()
 
     outputs = {}
     for step_dir in next(root.iterdir()).iterdir():
@@ -124,7 +125,9 @@ def test_compiled_segmentation_ir_never_caches_training_or_registry(tmp_path):
     from pipelines.segmentation import build_pipeline
 
     path = tmp_path / "segmentation.yaml"
-    compiler.Compiler().compile(build_pipeline(load_params(REPO_ROOT / "params.yaml")), str(path))
+    compiler.Compiler().compile(
+        build_pipeline(load_project_params(REPO_ROOT / "params.yaml")), str(path)
+    )
     tasks = next(yaml.safe_load_all(path.read_text()))["root"]["dag"]["tasks"]
     assert set(tasks) == {"ct-data-prep-op", "seg-train-op", "seg-evaluate-op"}
     for name in ("seg-train-op", "seg-evaluate-op"):

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from components.common.params import FinetuneParams
 from components.epi_finetune.cpi import group_tasks, jaccard, update_core
 from components.epi_finetune.methods import isolation_config, trains_in_stages
 from components.epi_finetune.metrics import backward_transfer, conflict_score, forgetting
+from components.epi_finetune.params import FinetuneParams
 from components.epi_finetune.schedule import build_plan, split_steps, stages_from_records
 
 RECORDS = [

@@ -2,8 +2,8 @@
 
 from collections import Counter
 
-from components.common.params import DataPrepParams
 from components.data_prep import planted
+from components.data_prep.params import DataPrepParams
 from components.data_prep.step import run as data_prep_run
 from components.epi_finetune.schedule import build_plan, stages_from_records
 from components.ilp_diagnosis import facts, mitigate

@@ -9,9 +9,9 @@ import pytest
 
 from components.common.io import ProjectError
 from components.common.nifti import save_nifti
-from components.common.params import load_params
 from components.data_prep.ct_synth import SCANNERS, make_case, write_domain
 from components.data_prep.ct_volumes import check_domain, check_volume, domain_cases
+from pipelines.params import load_project_params
 
 
 def tiny_case(seed: int, contrast: float = 60.0, size: int = 16) -> tuple[np.ndarray, np.ndarray]:
@@ -114,12 +114,12 @@ def test_segmentation_params_name_the_bad_key(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("seg_train:\n  train_domains: [A, B]\n  test_domains: [B]\n")
     with pytest.raises(ProjectError, match="overlap"):
-        load_params(path)
+        load_project_params(path)
     path.write_text("seg_train:\n  loss: {views: false}\n")
     with pytest.raises(ProjectError, match="consistency needs views") as error:
-        load_params(path)
+        load_project_params(path)
     assert error.value.field == "seg_train.loss"
     path.write_text("seg_train:\n  loss: {sdf_weight: 1}\n")
     with pytest.raises(ProjectError) as error:
-        load_params(path)
+        load_project_params(path)
     assert error.value.field == "seg_train.loss.sdf_weight"

@@ -7,10 +7,10 @@ import torch
 from monai.losses import DiceLoss
 from skimage.segmentation import find_boundaries
 
-from components.common.params import SegLossParams, SegNetworkParams
 from components.seg_train.contrast import labelled_nt_xent, sample_anchors
 from components.seg_train.losses import DualTaskLoss, reciprocal_mask
 from components.seg_train.network import DualTaskSegResNet, TrainOutput
+from components.seg_train.params import SegLossParams, SegNetworkParams
 from components.seg_train.randconv import random_convolution, two_views
 from components.seg_train.sdf import signed_distance
 

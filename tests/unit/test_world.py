@@ -1,4 +1,4 @@
-from components.common.params import DataPrepParams
+from components.data_prep.params import DataPrepParams
 from components.data_prep.step import synthetic_splits
 
 

@@ -1,0 +1,62 @@
+"""ilp_diagnosis's section: detection, signals and the attribution rules' thresholds."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from components.common.params import StrictModel, step_schema
+
+
+class IlpRules(StrictModel):
+    """Thresholds of the ordered attribution rules (methods/ilp.md; every one a design choice)."""
+
+    jsd_threshold: float | None = Field(0.1, ge=0, le=1, description="tau_J in bits; null: median")
+    base_confidence: float = Field(0.6, ge=0, le=1)
+    fact_known: float = Field(0.5, ge=0, le=1, description="fraction of facts the base knows")
+    # C2 also needs the base's own facts to disagree with the label when they can be probed
+    c2_needs_fact_conflict: bool = True
+    learned_loss: float = Field(0.3, gt=0, description="nats/token: 'learned' at a checkpoint")
+    early_cut: float = Field(0.3, ge=0, le=1, description="early = stage starts before this")
+    early_late_gap: float = Field(0.05, ge=0, le=1)
+    slope_delta: float = Field(1e-3, ge=0, description="loss decrease per 50 steps")
+    slope_window: float = Field(0.2, gt=0, le=1, description="last fraction of recorded steps")
+    rarity_quantile: float = Field(0.1, ge=0, le=1)
+    complexity_quantile: float = Field(0.9, ge=0, le=1)
+    complex_hops: int = Field(2, ge=1)
+
+
+class IlpParams(StrictModel):
+    """ilp_diagnosis: detection (MCQ + BoN), signals and attribution of unlearned records."""
+
+    n_samples: int = Field(5, gt=0, description="N of best-of-N")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    unlearned_threshold: float = Field(0.2, gt=0, le=1, description="pass rate on every seed")
+    temperature: float = Field(1.0, gt=0)
+    n_distractors: int = Field(3, gt=0)
+    # hard: the model's most likely wrong answers; random: random answers of the same type
+    distractors: Literal["hard", "random"] = "hard"
+    candidate_pool: int = Field(8, ge=2, description="answers scored to pick the distractors")
+    # sum: sequence log-probability (the model's own distribution); mean: length-normalised
+    option_score: Literal["sum", "mean"] = "sum"
+    template_min_df: float = Field(0.05, ge=0, lt=1)
+    top_k: int = Field(1000, gt=0, description="most severe unlearned records analysed")
+    similarity: Literal["minhash", "embedding"] = "minhash"
+    minhash_threshold: float = Field(0.8, gt=0, le=1)
+    minhash_perm: int = Field(128, gt=0)
+    cosine_threshold: float = Field(0.9, gt=0, le=1)
+    batch_size: int = Field(64, gt=0)
+    max_length: int = Field(96, gt=0)
+    max_new_tokens: int = Field(16, gt=0)
+    rules: IlpRules = IlpRules()
+
+    @model_validator(mode="after")
+    def _check(self) -> IlpParams:
+        if not self.seeds:
+            raise ValueError("ilp_diagnosis.seeds is empty")
+        return self
+
+
+# what `python -m components.ilp_diagnosis` reads from params.yaml
+IlpStep = step_schema("IlpStep", ilp_diagnosis=IlpParams)

@@ -1,0 +1,41 @@
+"""The whole of params.yaml: every room's sections, assembled (the pipelines take them all).
+
+A step reads only its own view (`components.common.params.step_schema`); this model is for the
+pipelines, the studies and the check that params.yaml as a whole is valid."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import Field
+
+from components.common.params import ModelParams, Profile, StrictModel, load_params
+from components.ct_data.params import CtDataParams
+from components.data_prep.params import DataPrepParams
+from components.epi_finetune.params import FinetuneParams
+from components.evaluate.params import EvaluateParams
+from components.grm_scorer.params import GrmParams, ReasoningDataParams
+from components.ilp_diagnosis.params import IlpParams
+from components.pretrain.params import PretrainParams
+from components.seg_train.params import SegTrainParams
+
+
+class ProjectParams(StrictModel):
+    profile: Profile = "tiny"
+    model: ModelParams = ModelParams()
+    data_prep: DataPrepParams = Field(default_factory=DataPrepParams)
+    pretrain: PretrainParams = Field(default_factory=PretrainParams)
+    finetune: FinetuneParams = Field(default_factory=FinetuneParams)
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    ilp_diagnosis: IlpParams = Field(default_factory=IlpParams)
+    ct_data: CtDataParams = Field(default_factory=CtDataParams)
+    seg_train: SegTrainParams = Field(default_factory=SegTrainParams)
+    reward_data: ReasoningDataParams = Field(default_factory=ReasoningDataParams)
+    grm: GrmParams = Field(default_factory=GrmParams)
+
+
+def load_project_params(
+    path: str | os.PathLike = "params.yaml", overrides: list[str] | tuple[str, ...] = ()
+) -> ProjectParams:
+    """Every section of params.yaml, validated."""
+    return load_params(path, overrides, ProjectParams)

@@ -32,8 +32,8 @@ if str(REPO_ROOT) not in sys.path:  # `python bench/egrm_cost.py`
 
 from components.common.models import build_tiny_model, load_causal_lm  # noqa: E402
 from components.common.params import TinyModelParams  # noqa: E402
+from components.common.tokenizer import train_bpe_tokenizer  # noqa: E402
 from components.data_prep import reasoning  # noqa: E402
-from components.data_prep.tokenizer import train_bpe_tokenizer  # noqa: E402
 from components.grm_scorer.decode import (  # noqa: E402
     COT,
     DIRECT,

@@ -23,7 +23,7 @@ import torch
 from components.common.io import write_json
 from components.common.models import build_tiny_model, load_causal_lm, materialize_smollm2
 from components.common.params import TinyModelParams
-from components.data_prep.tokenizer import train_bpe_tokenizer
+from components.common.tokenizer import train_bpe_tokenizer
 from components.ilp_diagnosis import mcq
 from components.ilp_diagnosis.results_doc import replace_section
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import great_expectations as gx
 
-from components.data_prep.validation import sft_expectations
+from components.common.validation import sft_expectations
 
 TASKS = ("arith_direct", "arith_cot", "judge_direct", "judge_cot")
 ANSWER_MARK, VERDICT_MARK = "A:", "V:"

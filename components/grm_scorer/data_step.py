@@ -21,10 +21,10 @@ from components.common.io import atomic_path, write_jsonl
 from components.common.models import render_prompt
 from components.common.params import Profile
 from components.common.repro import seed_everything
+from components.common.tokenizer import train_bpe_tokenizer
 from components.common.tracking import step_run
+from components.common.validation import validate_and_report
 from components.data_prep import reasoning
-from components.data_prep.tokenizer import train_bpe_tokenizer
-from components.data_prep.validation import validate_and_report
 from components.grm_scorer.params import ReasoningDataParams
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from components.common.validation import DataValidationError, validate_records
 from components.data_prep import reasoning
-from components.data_prep.validation import DataValidationError, validate_records
 from pipelines.params import load_project_params
 from tests.conftest import REPO_ROOT
 

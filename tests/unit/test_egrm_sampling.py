@@ -6,7 +6,7 @@ import torch
 from components.common.models import build_tiny_model
 from components.common.params import TinyModelParams
 from components.common.sft import greedy_answers
-from components.data_prep.tokenizer import train_bpe_tokenizer
+from components.common.tokenizer import train_bpe_tokenizer
 from components.grm_scorer.sampling import RowSampler, row_seed, sample, uniform_noise
 
 

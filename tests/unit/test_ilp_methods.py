@@ -9,7 +9,7 @@ from components.common.models import build_tiny_model, render_prompt
 from components.common.params import TinyModelParams
 from components.common.scoring import mean_logprobs, shared_prefix_logprobs
 from components.common.sft import encode_record
-from components.data_prep.tokenizer import train_bpe_tokenizer
+from components.common.tokenizer import train_bpe_tokenizer
 from components.ilp_diagnosis import attribute, facts, mcq, report, signals
 from components.ilp_diagnosis.params import IlpRules
 from components.ilp_diagnosis.templates import prompt_templates

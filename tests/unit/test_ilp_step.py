@@ -12,8 +12,8 @@ from components.common.io import ProjectError, read_jsonl, write_jsonl
 from components.common.models import build_tiny_model, load_causal_lm
 from components.common.params import TinyModelParams
 from components.common.sft import per_record_loss
+from components.common.tokenizer import train_bpe_tokenizer
 from components.data_prep import planted
-from components.data_prep.tokenizer import train_bpe_tokenizer
 from components.ilp_diagnosis.params import IlpParams
 from components.ilp_diagnosis.step import run
 

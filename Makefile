@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # dvc.yaml runs `python -m components...`: that must be the venv's interpreter.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install repro test lint format compile images clean
+.PHONY: help install repro test lint format compile images clean
 
 install: $(STAMP)
 
@@ -32,14 +32,15 @@ repro: install
 	$(BIN)/dvc repro
 	$(BIN)/dvc metrics show
 
-test: install
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test: lint
 	$(BIN)/python -m pytest -q --durations=15
 
+# ruff, the import layering of pyproject.toml ([tool.importlinter]) and mypy on components/common
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -48,8 +49,8 @@ format: install
 compile: install
 	$(BIN)/python -m pipelines.compile
 
-# The CPU, CUDA and MLflow images named in components/common/images.py (needs Docker). Set MLOPS_IMAGE_REGISTRY
-# and MLOPS_IMAGE_VERSION to your registry, then `docker push` the three tags.
+# The CPU, CUDA and MLflow images named in components/common/images.py (needs Docker). Set
+# MLOPS_IMAGE_REGISTRY and MLOPS_IMAGE_VERSION to your registry, then `docker push` the three tags.
 image_setting = $(shell $(PYTHON) -c 'import components.common.images as i; print(i.$(1))')
 BUILD_ARGS = --build-arg VERSION=$(call image_setting,VERSION) --build-arg REVISION=$$(git rev-parse HEAD)
 

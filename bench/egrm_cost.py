@@ -1,7 +1,7 @@
 """E-GRM parallel sampling: M samples in one batched `generate` call vs M sequential calls,
 measured side by side in one run (target: batched wall time <= 0.5x sequential).
 
-For each question, the M direct decodings (the spec's temperature/top-p schedule) are generated
+For each question, the M direct decodings (the method's temperature/top-p schedule) are generated
 once as one call with M rows and once as M calls of one row, in alternating order (ABBA, so cache
 warmth and machine noise fall on both). The per-row seeds of `sampling.RowSampler` make both
 produce the same samples, which the benchmark checks. The same is done for the K CoT paths.
@@ -33,7 +33,7 @@ if str(REPO_ROOT) not in sys.path:  # `python bench/egrm_cost.py`
 from components.common.models import build_tiny_model, load_causal_lm  # noqa: E402
 from components.common.params import TinyModelParams  # noqa: E402
 from components.common.tokenizer import train_bpe_tokenizer  # noqa: E402
-from components.data_prep import reasoning  # noqa: E402
+from components.grm_scorer import reasoning  # noqa: E402
 from components.grm_scorer.decode import (  # noqa: E402
     COT,
     DIRECT,
@@ -43,6 +43,7 @@ from components.grm_scorer.decode import (  # noqa: E402
 )
 from components.grm_scorer.params import GatingParams  # noqa: E402
 from components.grm_scorer.sampling import row_seed, sample  # noqa: E402
+from experiments.report import table  # noqa: E402
 
 RESULTS = REPO_ROOT / "bench" / "results"
 TARGET_RATIO = 0.5
@@ -112,6 +113,71 @@ def time_question(model, tokenizer, rows: dict[str, list], max_new: int, batched
     return timings, same, sum(batched_tokens)
 
 
+def measure_phase(
+    model, tokenizer, problems: list[reasoning.Problem], gating: GatingParams, phase: str
+) -> dict[str, float]:
+    """Batched vs sequential over every question for one phase (ABBA order), totals and medians."""
+    max_new, n = (
+        (gating.max_new_tokens_direct, gating.m)
+        if phase == "direct"
+        else (gating.max_new_tokens_cot, gating.k)
+    )
+    totals = {"batched": 0.0, "sequential": 0.0}
+    ratios, identical, tokens = [], 0, 0
+    for index, problem in enumerate(problems):
+        rows = phase_rows(problem.question, gating, phase)
+        timings, same, new = time_question(model, tokenizer, rows, max_new, index % 2 == 0)
+        for name in totals:
+            totals[name] += timings[name]
+        ratios.append(timings["batched"] / timings["sequential"])
+        identical += same
+        tokens += new
+    return {
+        "samples_per_call": n,
+        "batched_s": totals["batched"],
+        "sequential_s": totals["sequential"],
+        "ratio": totals["batched"] / totals["sequential"],
+        "median_ratio": statistics.median(ratios),
+        "identical_samples": identical / len(problems),
+        "tokens_per_question": tokens / len(problems),
+    }
+
+
+def render(results: dict[str, Any]) -> str:
+    header = (
+        "phase",
+        "samples per call",
+        "batched s",
+        "sequential s",
+        "ratio (total)",
+        "median ratio",
+        "identical samples",
+        "target",
+    )
+    rows = [
+        (
+            phase,
+            r["samples_per_call"],
+            f"{r['batched_s']:.2f}",
+            f"{r['sequential_s']:.2f}",
+            f"{r['ratio']:.2f}",
+            f"{r['median_ratio']:.2f}",
+            f"{r['identical_samples']:.0%}",
+            f"<= {TARGET_RATIO} {'met' if r['ratio'] <= TARGET_RATIO else 'missed'}",
+        )
+        for phase, r in results["phases"].items()
+    ]
+    return "\n".join(
+        [
+            "# E-GRM: batched parallel sampling vs sequential calls",
+            "",
+            f"Model: {results['model']}; {results['questions']} questions; {results['machine']}.",
+            "",
+            table(header, rows),
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.egrm_cost")
     parser.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "grm_policy")
@@ -132,54 +198,17 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     results: dict[str, Any] = {"model": source, "questions": args.questions, "phases": {}}
-    for phase, max_new, n in (
-        ("direct", gating.max_new_tokens_direct, gating.m),
-        ("cot", gating.max_new_tokens_cot, gating.k),
-    ):
-        totals = {"batched": 0.0, "sequential": 0.0}
-        ratios, identical, tokens = [], 0, 0
-        for index, problem in enumerate(problems):
-            rows = phase_rows(problem.question, gating, phase)
-            timings, same, new = time_question(model, tokenizer, rows, max_new, index % 2 == 0)
-            for name in totals:
-                totals[name] += timings[name]
-            ratios.append(timings["batched"] / timings["sequential"])
-            identical += same
-            tokens += new
-        results["phases"][phase] = {
-            "samples_per_call": n,
-            "batched_s": totals["batched"],
-            "sequential_s": totals["sequential"],
-            "ratio": totals["batched"] / totals["sequential"],
-            "median_ratio": statistics.median(ratios),
-            "identical_samples": identical / len(problems),
-            "tokens_per_question": tokens / len(problems),
-        }
+    for phase in ("direct", "cot"):
+        results["phases"][phase] = measure_phase(model, tokenizer, problems, gating, phase)
     results["target_ratio"] = TARGET_RATIO
     results["machine"] = (
         f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}"
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "egrm_cost.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = [
-        "# E-GRM: batched parallel sampling vs sequential calls",
-        "",
-        f"Model: {source}; {args.questions} questions; {results['machine']}.",
-        "",
-        "| phase | samples per call | batched s | sequential s | ratio (total) | median ratio | "
-        "identical samples | target |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for phase, r in results["phases"].items():
-        verdict = "met" if r["ratio"] <= TARGET_RATIO else "missed"
-        lines.append(
-            f"| {phase} | {r['samples_per_call']} | {r['batched_s']:.2f} | "
-            f"{r['sequential_s']:.2f} | "
-            f"{r['ratio']:.2f} | {r['median_ratio']:.2f} | {r['identical_samples']:.0%} | "
-            f"<= {TARGET_RATIO} {verdict} |"
-        )
-    (args.out / "egrm_cost.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    page = render(results)
+    (args.out / "egrm_cost.md").write_text(page + "\n")
+    print(page)
     return 0
 
 

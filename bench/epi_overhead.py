@@ -38,11 +38,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # `python bench/epi_overhead.py`
     sys.path.insert(0, str(REPO_ROOT))
 
-from components.common.params import IsolationConfig  # noqa: E402
-from components.epi_finetune.isolation import (  # noqa: E402
+from components.epi_finetune.optimizer import (  # noqa: E402
     IsolatingOptimizer,
     build_isolating_optimizer,
 )
+from components.epi_finetune.params import IsolationConfig  # noqa: E402
+from experiments.report import table  # noqa: E402
 
 MODELS = ("tiny", "smollm2", "smollm2-lora")
 RESULTS = REPO_ROOT / "bench" / "results"
@@ -231,9 +232,9 @@ def profile_parts(
         calls = (
             ("accumulate", engine.accumulate),
             ("clip", lambda: nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)),
-            ("protect", engine.protect_before_step),
+            ("protect", opt.protect_before_step),
             ("adamw", opt.optimizer.step),
-            ("restore", engine.restore_after_step),
+            ("restore", opt.restore_after_step),
         )
         for part, fn in calls:
             parts[part].append(_timed(fn)[1])  # CPU time: robust to preemption
@@ -254,8 +255,36 @@ def refresh_transient_bytes(engine: Any, config: IsolationConfig) -> int:
 
 
 # ---- report -----------------------------------------------------------------------------------
+STEP_PARTS = ("accumulate", "clip", "protect", "adamw", "restore")
+
+
+def timing_table(results: list[dict[str, Any]], ks: list[int]) -> str:
+    """Per model, p and clock: step times, refresh cost and the EPI/AdamW ratios."""
+    header = ["model", "p", "eligible params (tensors)", "clock", "CPU share", "AdamW ms"]
+    header += ["EPI ms", "refresh ms", "ratio no refresh [IQR]", *(f"ratio K={k}" for k in ks)]
+    rows = []
+    for r in results:
+        for clock in ("wall", "cpu"):
+            c = r[clock]
+            lo, hi = c["ratio_iqr"]
+            rows.append(
+                [
+                    r["model"],
+                    r["iso_ratio"],
+                    f"{r['n_eligible']:,} ({r['n_eligible_tensors']})",
+                    clock,
+                    f"{r['cpu_share']:.2f}",
+                    f"{c['adamw_ms']:.1f}",
+                    f"{c['epi_ms']:.1f}",
+                    "n/a" if c["refresh_ms"] is None else f"{c['refresh_ms']:.1f}",
+                    f"{c['ratio_no_refresh']:.3f} [{lo:.3f}, {hi:.3f}]",
+                    *(f"{c['ratio_k'][str(k)]:.3f}" for k in ks),
+                ]
+            )
+    return table(header, rows)
+
+
 def markdown(results: list[dict[str, Any]], ks: list[int], meta: dict[str, Any]) -> str:
-    k_cols = "".join(f" ratio K={k} |" for k in ks)
     lines = [
         "# EPI optimizer-step overhead vs AdamW",
         "",
@@ -268,52 +297,42 @@ def markdown(results: list[dict[str, Any]], ks: list[int], meta: dict[str, Any])
         "(both steps on the same gradients, alternating order), refresh cost amortised over K. "
         "Wall time is the target's measure; CPU time (process, all threads) is robust to "
         "preemption: where the CPU share (CPU/wall time over all timed steps) is well below 1, "
-        "the "
-        "machine was busy and the wall-time ratios are mostly scheduler noise.",
+        "the machine was busy and the wall-time ratios are mostly scheduler noise.",
         "",
-        f"| model | p | eligible params (tensors) | clock | CPU share | AdamW ms | EPI ms | "
-        f"refresh ms | ratio no refresh [IQR] |{k_cols}",
-        "|---|---|---|---|---|---|---|---|---|" + "---|" * len(ks),
-    ]
-    for r in results:
-        for clock in ("wall", "cpu"):
-            c = r[clock]
-            refresh = "n/a" if c["refresh_ms"] is None else f"{c['refresh_ms']:.1f}"
-            k_vals = "".join(f" {c['ratio_k'][str(k)]:.3f} |" for k in ks)
-            lo, hi = c["ratio_iqr"]
-            lines.append(
-                f"| {r['model']} | {r['iso_ratio']} | {r['n_eligible']:,} "
-                f"({r['n_eligible_tensors']}) | {clock} | "
-                f"{r['cpu_share']:.2f} | {c['adamw_ms']:.1f} | {c['epi_ms']:.1f} | {refresh} | "
-                f"{c['ratio_no_refresh']:.3f} [{lo:.3f}, {hi:.3f}] |{k_vals}"
-            )
-    lines += [
+        timing_table(results, ks),
         "",
         "Memory per eligible parameter (bytes): persistent = `engine.memory_bytes() / "
         "n_eligible`; step transient = int64 indices + saved values held during a step; "
         "refresh transient = estimate of the buffers a refresh holds briefly.",
         "",
-        "| model | p | persistent | step transient | refresh transient (est.) |",
-        "|---|---|---|---|---|",
-    ]
-    for r in results:
-        lines.append(
-            f"| {r['model']} | {r['iso_ratio']} | {r['persistent_bytes_per_param']:.3f} | "
-            f"{r['step_transient_bytes_per_param']:.3f} | "
-            f"{r['refresh_transient_bytes_per_param']:.1f} |"
-        )
-    parts = ("accumulate", "clip", "protect", "adamw", "restore")
-    lines += [
+        table(
+            ["model", "p", "persistent", "step transient", "refresh transient (est.)"],
+            (
+                [
+                    r["model"],
+                    r["iso_ratio"],
+                    f"{r['persistent_bytes_per_param']:.3f}",
+                    f"{r['step_transient_bytes_per_param']:.3f}",
+                    f"{r['refresh_transient_bytes_per_param']:.1f}",
+                ]
+                for r in results
+            ),
+        ),
         "",
         "One EPI step taken apart (median CPU ms per part):",
         "",
-        "| model | p | " + " | ".join(parts) + " |",
-        "|---|---|" + "---|" * len(parts),
+        table(
+            ["model", "p", *STEP_PARTS],
+            (
+                [
+                    r["model"],
+                    r["iso_ratio"],
+                    *(f"{r['breakdown_cpu_ms'][part]:.2f}" for part in STEP_PARTS),
+                ]
+                for r in results
+            ),
+        ),
     ]
-    for r in results:
-        b = r["breakdown_cpu_ms"]
-        cells = " | ".join(f"{b[k]:.2f}" for k in parts)
-        lines.append(f"| {r['model']} | {r['iso_ratio']} | {cells} |")
     lines += ["", f"Targets: ratio <= {TARGET_RATIO} at K >= 50; persistent <= {TARGET_BYTES} B."]
     for clock in ("wall", "cpu"):
         misses = [
@@ -341,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
-        "--iso-ratio", default="0.01,0.05", help="isolation ratios p (spec: LLM 0.01, tiny 0.05)"
+        "--iso-ratio", default="0.01,0.05", help="isolation ratios p (LLM 0.01, tiny 0.05)"
     )
     parser.add_argument("--refresh-every", type=int, default=10, help="refresh samples' spacing")
     parser.add_argument("--profile-steps", type=int, default=6)
@@ -359,9 +378,9 @@ def main(argv: list[str] | None = None) -> int:
         saved = json.loads(Path(args.from_json).read_text())
         for r in saved["results"]:
             r["cpu_share"] = cpu_share([row for row in r["rows"] if not row["refresh"]])
-        table = markdown(saved["results"], [int(k) for k in args.k.split(",") if k], saved["meta"])
-        print(table, end="")
-        Path(args.out).with_suffix(".md").write_text(table)
+        page = markdown(saved["results"], [int(k) for k in args.k.split(",") if k], saved["meta"])
+        print(page, end="")
+        Path(args.out).with_suffix(".md").write_text(page)
         Path(args.out).with_suffix(".json").write_text(json.dumps(saved, indent=1))
         return 0
     torch.set_num_threads(args.threads)
@@ -385,11 +404,11 @@ def main(argv: list[str] | None = None) -> int:
         "refresh_every": args.refresh_every,
         "command": "python -m bench.epi_overhead " + " ".join(argv or sys.argv[1:]),
     }
-    table = markdown(results, ks, meta)
-    print(table)
+    page = markdown(results, ks, meta)
+    print(page)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(table)
+    out.with_suffix(".md").write_text(page)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     return 0
 

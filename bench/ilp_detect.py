@@ -25,7 +25,7 @@ from components.common.models import build_tiny_model, load_causal_lm, materiali
 from components.common.params import TinyModelParams
 from components.common.tokenizer import train_bpe_tokenizer
 from components.ilp_diagnosis import mcq
-from components.ilp_diagnosis.results_doc import replace_section
+from experiments.report import replace_section, table
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs/results"
 
@@ -105,15 +105,23 @@ def main() -> None:
 
 
 def bench_table(result: dict, threads: int) -> str:
+    rows = [
+        [
+            "batched option scoring",
+            f"{result['batched_records_per_s']:.3f}",
+            f"{result['batched_mean_pass']:.2f}",
+        ],
+        [
+            "per-record `generate` loop",
+            f"{result['generate_loop_records_per_s']:.3f}",
+            f"{result['loop_mean_pass']:.2f} (strict exact match of free text)",
+        ],
+    ]
     return (
         f"`python bench/ilp_detect.py` ({result['model']}, {result['records']} records, "
         f"{threads} CPU thread, 8 options per record, BoN-5 on 3 seeds):\n\n"
-        "| detector | records/s | mean pass rate |\n|---|---|---|\n"
-        f"| batched option scoring | {result['batched_records_per_s']:.3f} "
-        f"| {result['batched_mean_pass']:.2f} |\n"
-        f"| per-record `generate` loop | {result['generate_loop_records_per_s']:.3f} "
-        f"| {result['loop_mean_pass']:.2f} (strict exact match of free text) |\n\n"
-        f"Speed-up **{result['speedup']:.1f}x** (target >= 10x)."
+        + table(["detector", "records/s", "mean pass rate"], rows)
+        + f"\n\nSpeed-up **{result['speedup']:.1f}x** (target >= 10x)."
     )
 
 

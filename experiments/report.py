@@ -28,10 +28,15 @@ def mean_std(values: Iterable[float | None]) -> tuple[float, float]:
 
 def pm(values: Iterable[float | None], digits: int = 2, scale: float = 1.0) -> str:
     """`mean ± std` of `values` times `scale`, `n/a` when nothing is finite."""
-    mean, std = mean_std(v * scale if v is not None else None for v in values)
-    if math.isnan(mean):
+    return format_pm(*mean_std(v * scale if v is not None else None for v in values), digits)
+
+
+def format_pm(mean: float | None, std: float | None, digits: int = 2) -> str:
+    """`mean ± std` of a spread `mean_std` computed earlier (e.g. stored in a results JSON);
+    None or nan prints as `n/a`."""
+    if mean is None or math.isnan(mean):
         return "n/a"
-    spread = "n/a" if math.isnan(std) else f"{std:.{digits}f}"
+    spread = "n/a" if std is None or math.isnan(std) else f"{std:.{digits}f}"
     return f"{mean:.{digits}f} ± {spread}"
 
 

@@ -30,7 +30,7 @@ def build_pipeline(
         finetune: dict = defaults["finetune"],
         evaluate: dict = defaults["evaluate"],
         ilp_diagnosis: dict = defaults["ilp_diagnosis"],
-        reward_data: dict = defaults["reward_data"],
+        grm_data: dict = defaults["grm_data"],
         grm: dict = defaults["grm"],
         ct_data: dict = defaults["ct_data"],
         seg_train: dict = defaults["seg_train"],
@@ -59,7 +59,7 @@ def build_pipeline(
             ilp_diagnosis=ilp_diagnosis,
             **gpu,
         )
-        reward_pipeline(profile=profile, model=model, reward_data=reward_data, grm=grm, **gpu)
+        reward_pipeline(profile=profile, model=model, grm_data=grm_data, grm=grm, **gpu)
         segmentation_pipeline(profile=profile, ct_data=ct_data, seg_train=seg_train, **gpu)
 
     return full

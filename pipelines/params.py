@@ -14,7 +14,7 @@ from components.ct_data.params import CtDataParams
 from components.data_prep.params import DataPrepParams
 from components.epi_finetune.params import FinetuneParams
 from components.evaluate.params import EvaluateParams
-from components.grm_scorer.params import GrmParams, ReasoningDataParams
+from components.grm_scorer.params import GrmDataParams, GrmParams
 from components.ilp_diagnosis.params import IlpParams
 from components.pretrain.params import PretrainParams
 from components.seg_train.params import SegTrainParams
@@ -30,7 +30,7 @@ class ProjectParams(StrictModel):
     ilp_diagnosis: IlpParams = Field(default_factory=IlpParams)
     ct_data: CtDataParams = Field(default_factory=CtDataParams)
     seg_train: SegTrainParams = Field(default_factory=SegTrainParams)
-    reward_data: ReasoningDataParams = Field(default_factory=ReasoningDataParams)
+    grm_data: GrmDataParams = Field(default_factory=GrmDataParams)
     grm: GrmParams = Field(default_factory=GrmParams)
 
 

@@ -37,7 +37,7 @@ def build_pipeline(params: ProjectParams, models_in_workspace: bool | None = Non
     def reward(
         profile: str = defaults["profile"],
         model: dict = defaults["model"],
-        reward_data: dict = defaults["reward_data"],
+        grm_data: dict = defaults["grm_data"],
         grm: dict = defaults["grm"],
         accelerator_type: str = GPU_DEFAULTS["accelerator_type"],
         accelerator_count: int = GPU_DEFAULTS["accelerator_count"],
@@ -49,7 +49,7 @@ def build_pipeline(params: ProjectParams, models_in_workspace: bool | None = Non
         gpu = GpuSettings(
             accelerator_type, accelerator_count, cpu, memory, tolerations, node_selector
         )
-        data = with_mlflow(grm_data_op(profile=profile, params=reward_data)).outputs["data"]
+        data = with_mlflow(grm_data_op(profile=profile, params=grm_data)).outputs["data"]
         policy = grm_policy_op(
             profile=profile, model_params=model, params=grm, data=data, workspace=workspace
         )

@@ -1,10 +1,10 @@
-"""ct_data_prep → seg_train → seg_evaluate as a KFP v2 pipeline (dual-task pancreas lesion
+"""ct_data → seg_train → seg_evaluate as a KFP v2 pipeline (dual-task pancreas lesion
 segmentation, leave-one-domain-out), with params.yaml's sections as parameters plus the GPU
 scheduling of pipelines/tasks.py; each task calls the same `run()` as its DVC stage."""
 
 from kfp import dsl
 
-from components.data_prep.ct_component import ct_data_prep_op
+from components.ct_data.component import ct_data_op
 from components.seg_train.component import seg_evaluate_op, seg_train_op
 from pipelines.params import ProjectParams
 from pipelines.tasks import GPU_DEFAULTS, GpuSettings, on_gpu, with_mlflow
@@ -31,7 +31,7 @@ def build_pipeline(params: ProjectParams):
         gpu = GpuSettings(
             accelerator_type, accelerator_count, cpu, memory, tolerations, node_selector
         )
-        data = with_mlflow(ct_data_prep_op(profile=profile, params=ct_data)).outputs["data"]
+        data = with_mlflow(ct_data_op(profile=profile, params=ct_data)).outputs["data"]
         trained = seg_train_op(profile=profile, params=seg_train, data=data)
         on_gpu(with_mlflow(trained), gpu)
         # sliding-window inference on whole volumes, then registry promotion

@@ -35,7 +35,7 @@ PROJECT_SECTIONS = (
     "ilp_diagnosis",
     "ct_data",
     "seg_train",
-    "reward_data",
+    "grm_data",
     "grm",
 )
 

@@ -70,11 +70,11 @@ def step_run(
         yield run
 
 
-def register(model_uri: str, name: str, tags: Mapping[str, Any] = ()) -> ModelVersion:
+def register(model_uri: str, name: str, tags: Mapping[str, Any] | None = None) -> ModelVersion:
     """Register `model_uri` as a new version of `name` and point `challenger` at it."""
     client = MlflowClient(tracking_uri())
     version = mlflow.register_model(
-        model_uri, name, tags={k: str(v) for k, v in dict(tags).items()}
+        model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()}
     )
     client.set_registered_model_alias(name, CHALLENGER, version.version)
     return version
@@ -106,11 +106,11 @@ def register_and_promote(
     metric: str,
     value: float,
     greater_is_better: bool = True,
-    tags: Mapping[str, Any] = (),
+    tags: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """`register` (tagged with `metric`) then `promote_if_better`; returns the metrics a step
     reports about it: `registered_version` and `promoted` (0/1)."""
-    version = register(model_uri, name, tags={metric: value, **dict(tags)})
+    version = register(model_uri, name, tags={metric: value, **(tags or {})})
     promoted = promote_if_better(name, version.version, metric, value, greater_is_better)
     log.info(
         "registered %s v%s (%s=%.3f), champion %s",

@@ -6,13 +6,13 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from components.common.params import StrictModel
+from components.common.params import StrictModel, step_schema
 
 SyntheticSite = Literal["A", "B", "C"]
 
 
 class CtDataParams(StrictModel):
-    """ct_data_prep: the synthetic multi-site CT benchmark, or the user's MSD task folders."""
+    """ct_data: the synthetic multi-site CT benchmark, or the user's MSD task folders."""
 
     seed: int = 0
     source: Literal["synthetic", "msd"] = "synthetic"
@@ -30,3 +30,7 @@ class CtDataParams(StrictModel):
         if min(self.shape) < 16:
             raise ValueError("ct_data.shape needs at least 16 voxels per axis")
         return self
+
+
+# what `python -m components.ct_data` reads from params.yaml
+CtDataStep = step_schema("CtDataStep", ct_data=CtDataParams)

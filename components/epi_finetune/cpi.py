@@ -1,4 +1,4 @@
-"""CPI-FT / DPI static isolation, the baseline EPI is compared with ([R] in the spec).
+"""CPI-FT / DPI static isolation, the baseline EPI is compared with.
 
 Mixed schedule: a short SFT probe per task from θ⁰ scores |θ⁽ⁱ⁾ − θ⁰| per element; its top-p is the
 task's core; tasks whose cores overlap (Jaccard ≥ τ) form one group (connected components); the
@@ -17,7 +17,9 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 from transformers import Trainer, TrainingArguments
 
-from components.epi_finetune.isolation import top_fraction_masks
+from components.epi_finetune.index_sets import global_to_masks
+from components.epi_finetune.params import IsolationConfig
+from components.epi_finetune.selection import top_fraction
 
 
 def jaccard(a: Sequence[Tensor], b: Sequence[Tensor]) -> float:
@@ -26,10 +28,16 @@ def jaccard(a: Sequence[Tensor], b: Sequence[Tensor]) -> float:
     return inter / union if union else 0.0
 
 
-def update_core(before: Sequence[Tensor], params: Sequence[Tensor], ratio: float) -> list[Tensor]:
-    """Top-`ratio` entries of |θ_now − θ_before| over all tensors together."""
+def update_core(
+    before: Sequence[Tensor], params: Sequence[Tensor], ratio: float, limits: IsolationConfig
+) -> list[Tensor]:
+    """Top-`ratio` entries of |θ_now − θ_before| over all tensors together (selected within
+    EPI's `limits`)."""
     deltas = [(p.detach() - b).abs() for p, b in zip(params, before, strict=True)]
-    return top_fraction_masks(deltas, ratio)[0]
+    picked, _ = top_fraction(
+        lambda i: deltas[i].float(), [d.numel() for d in deltas], ratio, limits
+    )
+    return global_to_masks(picked, deltas)
 
 
 def probe_cores(
@@ -39,6 +47,7 @@ def probe_cores(
     collator,
     probe_steps: int,
     ratio: float,
+    limits: IsolationConfig,
     learning_rate: float,
     batch_size: int,
     seed: int,
@@ -49,6 +58,8 @@ def probe_cores(
     cores = {}
     with tempfile.TemporaryDirectory() as scratch:
         for task, dataset in task_datasets.items():
+            # A probe, not the run: constant LR, no decay or warm-up, nothing saved or logged,
+            # so the run's TrainingArguments mapping does not apply.
             args = TrainingArguments(
                 output_dir=scratch,
                 max_steps=probe_steps,
@@ -62,7 +73,7 @@ def probe_cores(
                 remove_unused_columns=False,
             )
             Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator).train()
-            cores[task] = update_core(start, params, ratio)
+            cores[task] = update_core(start, params, ratio, limits)
             model.load_state_dict(full_state)
     return cores
 

@@ -1,6 +1,6 @@
 """Continual-learning metrics of the EPI study, as pure functions.
 
-Definitions where the paper gives none (spec [D]):
+Definitions where the paper gives none (our choices):
 - forgetting of a task = best accuracy at any earlier evaluation − final accuracy (≥ 0);
 - BWT = mean over all stages but the last of (final accuracy − accuracy right after that stage)
   on that stage's tasks (negative = forgetting);

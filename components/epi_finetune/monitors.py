@@ -19,7 +19,7 @@ from transformers import TrainerCallback
 
 from components.common.sft import encode_record, greedy_answers, per_record_loss, sft_collator
 from components.epi_finetune.cpi import union, update_core
-from components.epi_finetune.isolation import ParameterIsolation
+from components.epi_finetune.engine import ParameterIsolation
 from components.epi_finetune.metrics import conflict_score
 from components.epi_finetune.schedule import TrainingPlan
 
@@ -57,7 +57,9 @@ class StageHooks(TrainerCallback):
         if self.stage_memory:
             self.engine.end_stage()
         if self.cpi_update_ratio is not None:
-            core = update_core(self._stage_start, self.engine.params, self.cpi_update_ratio)
+            core = update_core(
+                self._stage_start, self.engine.params, self.cpi_update_ratio, self.engine.config
+            )
             self.cpi_cores = [*(self.cpi_cores or []), core]
             self._stage_start = [p.detach().clone() for p in self.engine.params]
         if self.cpi_cores is not None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
 from components.common.params import LoraParams, StrictModel, TrainerParams, step_schema
+
+if TYPE_CHECKING:
+    from transformers import TrainingArguments
 
 # optimizer steps per stage of a staged run: equal shares, or in proportion to the records
 StageSteps = Literal["even", "proportional"]
@@ -15,7 +19,8 @@ _STATIC_WARMUP = 25  # EPI: first refresh of a static (K = infinity) mask
 
 
 class IsolationConfig(StrictModel):
-    """EPI hyperparameters; defaults are the tiny-CPU column of the spec."""
+    """EPI hyperparameters. The defaults are sized for the tiny model on a CPU; the selection
+    limits (exact_quantile_max_elements, quantile_sample_size, eps) bound a refresh's memory."""
 
     iso_ratio: float = Field(0.05, ge=0.0, lt=1.0, description="p: fraction of eligible entries")
     mask_interval: int | None = Field(25, ge=0, description="K; None or 0 = static mask")
@@ -97,6 +102,17 @@ class FinetuneParams(TrainerParams):
     save_steps: int = Field(500, gt=0)
     resume: bool = True
     lora: LoraParams = LoraParams()
+
+    def to_training_arguments(
+        self, output_dir: str | os.PathLike, seed: int, **overrides: Any
+    ) -> TrainingArguments:
+        """The shared Trainer fields plus accumulation, clipping and checkpoint spacing."""
+        own = {
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "max_grad_norm": self.max_grad_norm,
+            "save_steps": self.save_steps,
+        }
+        return super().to_training_arguments(output_dir, seed, **own | overrides)
 
 
 # what `python -m components.epi_finetune` reads from params.yaml

@@ -12,7 +12,7 @@ import mlflow
 
 from components.common.io import atomic_path, write_json
 from components.common.plots import bar_plot, line_plot
-from components.epi_finetune.isolation import ParameterIsolation
+from components.epi_finetune.engine import ParameterIsolation
 from components.epi_finetune.metrics import backward_transfer, forgetting
 from components.epi_finetune.monitors import DynamicsMonitor, TaskAccuracyMonitor
 from components.epi_finetune.schedule import TrainingPlan
@@ -98,6 +98,24 @@ def drift_reports(report_dir: Path, engine: ParameterIsolation) -> dict[str, flo
     if not history:
         return {"drift.refreshes": 0.0}
     with_prev = [r for r in rows if r["jaccard_prev"] is not None]
+    last = history[-1]
+    drift_plots(report_dir, rows, with_prev, last)
+    return {
+        "drift.jaccard_consecutive_mean": mean(r["jaccard_prev"] for r in with_prev)
+        if with_prev
+        else 1.0,
+        "drift.overlap_first_final": last["overlap_first"] or 0.0,
+        "drift.jaccard_random": last["jaccard_random"],
+        "drift.refreshes": float(len(history)),
+        "epi.age_mean": last["age_mean"],
+        "epi.memory_bytes_per_param": engine.memory_bytes() / engine.n_eligible,
+    }
+
+
+def drift_plots(
+    report_dir: Path, rows: list[dict[str, Any]], with_prev: list[dict[str, Any]], last: dict
+) -> None:
+    """Mask overlap over time, churn per refresh, and the last mask's ages and spread."""
     series = {
         "Jaccard(consecutive masks)": (
             [r["step"] for r in with_prev],
@@ -133,7 +151,6 @@ def drift_reports(report_dir: Path, engine: ParameterIsolation) -> dict[str, flo
             ylabel="entries",
         )
     )
-    last = history[-1]
     _log_png(
         bar_plot(
             last["age_hist"],
@@ -154,16 +171,6 @@ def drift_reports(report_dir: Path, engine: ParameterIsolation) -> dict[str, flo
             ylabel="fraction",
         )
     )
-    return {
-        "drift.jaccard_consecutive_mean": mean(r["jaccard_prev"] for r in with_prev)
-        if with_prev
-        else 1.0,
-        "drift.overlap_first_final": last["overlap_first"] or 0.0,
-        "drift.jaccard_random": last["jaccard_random"],
-        "drift.refreshes": float(len(history)),
-        "epi.age_mean": last["age_mean"],
-        "epi.memory_bytes_per_param": engine.memory_bytes() / engine.n_eligible,
-    }
 
 
 def write_study_reports(

@@ -23,11 +23,8 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from components.epi_finetune.isolation import (
-    IsolatingOptimizer,
-    ParameterIsolation,
-    build_isolating_optimizer,
-)
+from components.epi_finetune.engine import ParameterIsolation
+from components.epi_finetune.optimizer import IsolatingOptimizer, build_isolating_optimizer
 
 __all__ = [
     "EPI_STATE_NAME",

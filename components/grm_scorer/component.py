@@ -20,9 +20,9 @@ def grm_data_op(
     from components.common.kfp_outputs import log_step_metrics
     from components.common.params import validate_section
     from components.grm_scorer.data_step import run
-    from components.grm_scorer.params import ReasoningDataParams
+    from components.grm_scorer.params import GrmDataParams
 
-    section = validate_section(ReasoningDataParams, params, "reward_data")
+    section = validate_section(GrmDataParams, params, "grm_data")
     log_step_metrics(metrics, run(section, profile, Path(data.path), Path(reports.path)))
 
 
@@ -102,7 +102,7 @@ def grm_evaluate_op(
 
     from components.common.kfp_outputs import log_step_metrics, model_input_dir
     from components.common.params import validate_section
-    from components.grm_scorer.eval_step import run
+    from components.grm_scorer.evaluate_step import run
     from components.grm_scorer.params import GrmParams
 
     values = run(

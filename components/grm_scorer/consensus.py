@@ -2,7 +2,7 @@
 
 Consensus(x) = share of the most common normalised answer; the normalised answer entropy
 H = -sum p log p / log M is logged as a diagnostic only. Routing: consensus >= tau answers
-directly (ties at exactly tau go direct, as in the spec)."""
+directly (ties at exactly tau go direct, as in the paper)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ _STRIP = ".,;:\"'"
 
 
 def normalize_answer(answer: str) -> str:
-    """The spec's normalisation: lower-case, strip whitespace, then trailing punctuation."""
+    """As the reference code: lower-case, strip whitespace, then strip trailing punctuation."""
     return answer.strip().lower().rstrip(_STRIP)
 
 

@@ -1,5 +1,7 @@
 """grm_data: the reasoning benchmark's splits, validated, then written all at once.
 
+    python -m components.grm_scorer data --out data/reasoning --reports reports/grm/data
+
 Outputs in `out_dir`: train.jsonl (policy), scorer.jsonl (scorer paths), eval.jsonl (routes), each
 with a direct and a CoT record per question, and tokenizer/ (tiny profile: a BPE trained on the
 records, with single digits). Held-out splits are drawn first and take at most a quarter of any
@@ -17,6 +19,7 @@ from typing import Any
 
 import mlflow
 
+from components.common.cli import step_main, step_parser
 from components.common.io import atomic_path, write_jsonl
 from components.common.models import render_prompt
 from components.common.params import Profile
@@ -24,15 +27,15 @@ from components.common.repro import seed_everything
 from components.common.tokenizer import train_bpe_tokenizer
 from components.common.tracking import step_run
 from components.common.validation import validate_and_report
-from components.data_prep import reasoning
-from components.grm_scorer.params import ReasoningDataParams
+from components.grm_scorer import reasoning
+from components.grm_scorer.params import GrmDataParams, GrmDataStep
 
 log = logging.getLogger(__name__)
 SPLITS = ("eval", "scorer", "train")  # drawing order: held-out first
 HELD_OUT_SHARE = 0.25  # of each k's problem space, per held-out split
 
 
-def build_splits(params: ReasoningDataParams) -> dict[str, list[dict[str, Any]]]:
+def build_splits(params: GrmDataParams) -> dict[str, list[dict[str, Any]]]:
     rng = random.Random(params.seed)
     seen: set[tuple[int, ...]] = set()
     sizes = {
@@ -59,7 +62,7 @@ def build_splits(params: ReasoningDataParams) -> dict[str, list[dict[str, Any]]]
 
 
 def run(
-    params: ReasoningDataParams, profile: Profile, out_dir: Path, report_dir: Path
+    params: GrmDataParams, profile: Profile, out_dir: Path, report_dir: Path
 ) -> dict[str, float]:
     seed_everything(params.seed)
     with step_run("grm_data", profile, params):
@@ -103,3 +106,13 @@ def run(
         mlflow.log_metrics(metrics)
         log.info("grm_data wrote %s: %s", out_dir, metrics)
         return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = step_parser("components.grm_scorer data", "Write and validate the reasoning data.")
+    parser.add_argument("--out", type=Path, default=Path("data/reasoning"))
+    parser.add_argument("--reports", type=Path, default=Path("reports/grm/data"))
+    args = parser.parse_args(argv)
+    return step_main(
+        "grm_data", args, GrmDataStep, lambda p: run(p.grm_data, p.profile, args.out, args.reports)
+    )

@@ -1,7 +1,8 @@
 """The two decoding phases of E-GRM on a list of questions, with per-sample costs.
 
 - direct probe: M samples per question, T_i = temps_direct[i % len], p_i = top_p_direct[i % len]
-  (with the spec's four temperatures and M = 5, samples 0 and 4 are both greedy and identical);
+  (with the reference code's four temperatures and M = 5, samples 0 and 4 are both greedy and
+  identical);
 - CoT paths: K samples per question on `question + cot_suffix`, T ~ U(lo, hi) per path, top-p 0.95.
 
 Each phase is one batched `generate` over all (question, sample) rows (chunked by batch_size).

@@ -1,6 +1,6 @@
 """The routes compared in E-GRM, each a pure function of one item's samples.
 
-Every item carries its M direct samples (the spec's temperature schedule; sample 0 is greedy when
+Every item carries its M direct samples (the method's temperature schedule; sample 0 is greedy when
 T_0 = 0) and its K CoT paths with the scorer's scores. The CoT paths are drawn once for all items
 and shared by every route that reads them (paired comparison); a route pays only for what it reads.
 

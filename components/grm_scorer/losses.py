@@ -3,7 +3,7 @@
     L = w_reg * mean_i Reg(s_i, q_i)
         + w_rank * mean_{(i,j): same prompt, q_i > q_j} max(0, m - (s_i - s_j))
 
-Reg is Huber_delta (the spec; with delta = 1 and s, q in [0, 1] it equals 0.5 * MSE everywhere) or
+Reg is Huber_delta (the paper's; with delta = 1 and s, q in [0, 1] it is 0.5 * MSE everywhere) or
 plain MSE (the MSE-only variant). The weights are explicit because the sources disagree on which
 side alpha multiplies; hybrid = (0.7, 0.3), MSE-only = (1, 0), hinge-only = (0, 1)."""
 

@@ -1,4 +1,5 @@
-"""E-GRM's sections: reward_data (the reasoning data), grm (policy, gating, scorer, evaluation)."""
+"""E-GRM's sections: grm_data (the reasoning data), grm (policy, gating, scorer, evaluation),
+and what each of its four DVC stages reads of params.yaml."""
 
 from __future__ import annotations
 
@@ -6,12 +7,18 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from components.common.params import LoraParams, StrictModel, TinyModelParams, TrainerParams
+from components.common.params import (
+    LoraParams,
+    StrictModel,
+    TinyModelParams,
+    TrainerParams,
+    step_schema,
+)
 
 
-class ReasoningDataParams(StrictModel):
+class GrmDataParams(StrictModel):
     """grm_data: sums of single digits, difficulty = number of terms, with direct and checkable
-    step-by-step targets and the pairwise judge format (components/data_prep/reasoning.py)."""
+    step-by-step targets and the pairwise judge format (reasoning.py)."""
 
     seed: int = 0
     min_terms: int = Field(2, ge=2)
@@ -29,9 +36,9 @@ class ReasoningDataParams(StrictModel):
     max_response_chars: int = Field(256, gt=0)
 
     @model_validator(mode="after")
-    def _check(self) -> ReasoningDataParams:
+    def _check(self) -> GrmDataParams:
         if self.min_terms > self.max_terms:
-            raise ValueError("reward_data.min_terms is above max_terms")
+            raise ValueError("grm_data.min_terms is above max_terms")
         return self
 
 
@@ -43,7 +50,7 @@ class GrmTrainParams(TrainerParams):
 
 class GrmPolicyParams(StrictModel):
     """grm_policy: (tiny) base trained from scratch on a 50/50 direct/CoT mix, then SFT on targets
-    split by the base model's consensus (spec default) or at random (the code skeleton's)."""
+    split by the base model's consensus (the paper's recipe) or at random (the reference code's)."""
 
     tiny: TinyModelParams = TinyModelParams(
         hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4
@@ -60,13 +67,14 @@ class GrmPolicyParams(StrictModel):
 
 
 class GatingParams(StrictModel):
-    """Inference: M direct decodings, consensus gate at tau, K CoT paths (spec defaults)."""
+    """Inference: M direct decodings, consensus gate at tau, K CoT paths (the method's defaults)."""
 
     m: int = Field(5, ge=1)
     tau: float = Field(0.8, ge=0, le=1)
     temps_direct: tuple[float, ...] = (0.0, 0.3, 0.7, 1.0)  # cycled; T = 0 is greedy
     top_p_direct: tuple[float, ...] = (0.9, 1.0)  # cycled
-    max_new_tokens_direct: int = Field(12, gt=0)  # [C] 128; our direct answers are <= 5 tokens
+    # the reference code allows 128; our direct answers are at most 5 tokens
+    max_new_tokens_direct: int = Field(12, gt=0)
     k: int = Field(4, ge=1)
     cot_temp_range: tuple[float, float] = (0.3, 0.7)  # T ~ U(lo, hi) per path
     cot_top_p: float = Field(0.95, gt=0, le=1)
@@ -150,3 +158,8 @@ class GrmParams(StrictModel):
     gating: GatingParams = GatingParams()
     scorer: ScorerParams = ScorerParams()
     evaluate: GrmEvaluateParams = GrmEvaluateParams()
+
+
+# what each `python -m components.grm_scorer <stage>` reads from params.yaml
+GrmDataStep = step_schema("GrmDataStep", grm_data=GrmDataParams)
+GrmStep = step_schema("GrmStep", grm=GrmParams)  # policy, scorer and evaluate

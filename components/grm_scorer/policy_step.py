@@ -1,11 +1,13 @@
 """grm_policy: the GRM policy, SFT on mixed direct and CoT targets.
 
+    python -m components.grm_scorer policy --data data/reasoning --out models/grm_policy
+
 tiny profile: a base is first trained from scratch (transformers.Trainer) on both targets of the
 first half of the training questions, so it has graded direct skill to measure consensus with.
 smollm2 / hf: the pretrained model is the base. Then the base runs the direct probe on the other
-half; split=consensus (spec default) gives a question its direct target when Consensus >= tau and
-its CoT target otherwise; split=random mixes them with P(CoT) = mix_ratio (the code skeleton).
-The policy is SFT of the base on those targets."""
+half; split=consensus (the paper's recipe) gives a question its direct target when Consensus >= tau
+and its CoT target otherwise; split=random mixes them with P(CoT) = mix_ratio (the reference
+code's recipe). The policy is SFT of the base on those targets."""
 
 from __future__ import annotations
 
@@ -19,16 +21,17 @@ import mlflow
 import torch
 from transformers import AutoModelForCausalLM, Trainer
 
+from components.common.cli import step_main, step_parser
 from components.common.io import ProjectError, atomic_path, read_jsonl, write_jsonl
 from components.common.models import base_model_source, build_tiny_model, load_tokenizer
 from components.common.params import ModelParams, Profile
 from components.common.repro import seed_everything
 from components.common.sft import SFTDataset, sft_collator
 from components.common.tracking import step_run
-from components.common.training import checkpoint_dir, save_loss_curve, training_arguments
+from components.common.training import checkpoint_dir, save_loss_curve
 from components.grm_scorer.consensus import consensus, route
 from components.grm_scorer.decode import direct_samples
-from components.grm_scorer.params import GrmParams, GrmTrainParams
+from components.grm_scorer.params import GrmParams, GrmStep, GrmTrainParams
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +60,10 @@ def train_lm(
     report_dir: Path,
 ) -> dict[str, float]:
     """One Trainer run in a nested MLflow run (base and SFT would clash on param names)."""
-    args = training_arguments(
-        checkpoint_dir(name, {"train": train.model_dump(), "seed": seed, "n": len(records)}),
-        max_steps=train.max_steps,
-        per_device_train_batch_size=train.batch_size,
-        learning_rate=train.learning_rate,
-        weight_decay=train.weight_decay,
-        warmup_steps=int(train.warmup_ratio * train.max_steps),
-        logging_steps=train.logging_steps,
-        save_strategy="no",
-        seed=seed,
+    output_dir = checkpoint_dir(
+        name, {"train": train.model_dump(), "seed": seed, "n": len(records)}
     )
+    args = train.to_training_arguments(output_dir, seed, save_strategy="no")
     with mlflow.start_run(run_name=name, nested=True):
         trainer = Trainer(
             model=model,
@@ -98,6 +94,72 @@ def choose_targets(
     return chosen
 
 
+def base_model(
+    params: GrmParams,
+    model_params: ModelParams,
+    profile: Profile,
+    data_dir: Path,
+    pairs: list[dict[str, dict[str, Any]]],
+    report_dir: Path,
+) -> tuple[torch.nn.Module, Any, list[dict[str, dict[str, Any]]], dict[str, float]]:
+    """The base the probe measures: trained here on the first half of `pairs` (tiny profile), or
+    the pretrained model. Returns it, its tokenizer, the pairs left for SFT and the metrics."""
+    if profile != "tiny":
+        source = base_model_source(profile, model_params)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+        return model, load_tokenizer(source), pairs, {}
+    tokenizer = load_tokenizer(data_dir / "tokenizer")
+    model = build_tiny_model(params.policy.tiny, tokenizer)
+    half = len(pairs) // 2
+    base_records = [r for p in pairs[:half] for r in (p["direct"], p["cot"])]
+    metrics = train_lm(
+        model, tokenizer, base_records, params.policy.base, params.seed, "base", report_dir
+    )
+    return model, tokenizer, pairs[half:], metrics
+
+
+def probe_shares(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    pairs: list[dict[str, dict[str, Any]]],
+    params: GrmParams,
+) -> tuple[list[float], dict[str, float]]:
+    """The probe: M direct decodings of the base on each SFT question; its consensus shares."""
+    questions = [p["direct"]["prompt"] for p in pairs]
+    samples, _ = direct_samples(model, tokenizer, questions, params.gating, params.seed)
+    shares = [consensus([s.answer for s in row]).share for row in samples]
+    golds = [str(p["direct"]["meta"]["gold"]).lower() for p in pairs]
+    accuracy = sum(row[0].answer == g for row, g in zip(samples, golds, strict=True)) / len(pairs)
+    return shares, {"base.direct_accuracy": accuracy}
+
+
+def split_metrics(chosen: list[dict[str, Any]]) -> dict[str, float]:
+    """The share of CoT targets, overall and per difficulty k."""
+    modes = [r["meta"]["mode"] for r in chosen]
+    metrics = {"sft.cot_share": modes.count("cot") / len(modes)}
+    cot_by_k = Counter(r["meta"]["k"] for r in chosen if r["meta"]["mode"] == "cot")
+    all_by_k = Counter(r["meta"]["k"] for r in chosen)
+    for k in sorted(all_by_k):
+        metrics[f"sft.cot_share.k{k}"] = cot_by_k[k] / all_by_k[k]
+    return metrics
+
+
+def sft(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    chosen: list[dict[str, Any]],
+    params: GrmParams,
+    report_dir: Path,
+) -> tuple[torch.nn.Module, dict[str, float]]:
+    """SFT of the base on the chosen targets (through LoRA when enabled, merged back after)."""
+    if params.policy.lora.enabled:
+        model = _with_lora(model, params)
+    metrics = train_lm(model, tokenizer, chosen, params.policy.sft, params.seed, "sft", report_dir)
+    if params.policy.lora.enabled:
+        model = model.merge_and_unload()
+    return model, metrics
+
+
 def run(
     params: GrmParams,
     model_params: ModelParams,
@@ -109,51 +171,27 @@ def run(
     seed_everything(params.seed)
     with step_run("grm_policy", profile, params.policy):
         pairs = paired_records(data_dir / "train.jsonl")
-        metrics: dict[str, float] = {}
-        if profile == "tiny":
-            tokenizer = load_tokenizer(data_dir / "tokenizer")
-            model = build_tiny_model(params.policy.tiny, tokenizer)
-            half = len(pairs) // 2
-            base_pairs, pairs = pairs[:half], pairs[half:]
-            base_records = [r for p in base_pairs for r in (p["direct"], p["cot"])]
-            metrics |= train_lm(
-                model, tokenizer, base_records, params.policy.base, params.seed, "base", report_dir
-            )
-        else:
-            source = base_model_source(profile, model_params)
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
-            tokenizer = load_tokenizer(source)
-        metrics["parameters"] = float(model.num_parameters())
-
-        # the probe: M direct decodings of the base on each SFT question
-        questions = [p["direct"]["prompt"] for p in pairs]
-        samples, _ = direct_samples(model, tokenizer, questions, params.gating, params.seed)
-        shares = [consensus([s.answer for s in row]).share for row in samples]
-        golds = [str(p["direct"]["meta"]["gold"]).lower() for p in pairs]
-        metrics["base.direct_accuracy"] = sum(
-            row[0].answer == g for row, g in zip(samples, golds, strict=True)
-        ) / len(pairs)
-        chosen = choose_targets(pairs, shares, params)
-        modes = [r["meta"]["mode"] for r in chosen]
-        metrics["sft.cot_share"] = modes.count("cot") / len(modes)
-        cot_by_k = Counter(r["meta"]["k"] for r in chosen if r["meta"]["mode"] == "cot")
-        all_by_k = Counter(r["meta"]["k"] for r in chosen)
-        for k in sorted(all_by_k):
-            metrics[f"sft.cot_share.k{k}"] = cot_by_k[k] / all_by_k[k]
-
-        if params.policy.lora.enabled:
-            model = _with_lora(model, params)
-        metrics |= train_lm(
-            model, tokenizer, chosen, params.policy.sft, params.seed, "sft", report_dir
+        model, tokenizer, pairs, metrics = base_model(
+            params, model_params, profile, data_dir, pairs, report_dir
         )
-        if params.policy.lora.enabled:
-            model = model.merge_and_unload()
+        metrics["parameters"] = float(model.num_parameters())
+        shares, probe = probe_shares(model, tokenizer, pairs, params)
+        metrics |= probe
+        chosen = choose_targets(pairs, shares, params)
+        metrics |= split_metrics(chosen)
+        model, sft_metrics = sft(model, tokenizer, chosen, params, report_dir)
+        metrics |= sft_metrics
 
         write_jsonl(
             report_dir / "split.jsonl",
             [
-                {"qid": r["meta"]["qid"], "k": r["meta"]["k"], "consensus": s, "target": m}
-                for r, s, m in zip(chosen, shares, modes, strict=True)
+                {
+                    "qid": r["meta"]["qid"],
+                    "k": r["meta"]["k"],
+                    "consensus": share,
+                    "target": r["meta"]["mode"],
+                }
+                for r, share in zip(chosen, shares, strict=True)
             ],
         )
         with atomic_path(out_dir) as tmp:
@@ -176,3 +214,17 @@ def _with_lora(model: torch.nn.Module, params: GrmParams) -> torch.nn.Module:
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = step_parser("components.grm_scorer policy", "SFT of the GRM policy.")
+    parser.add_argument("--data", type=Path, default=Path("data/reasoning"))
+    parser.add_argument("--out", type=Path, default=Path("models/grm_policy"))
+    parser.add_argument("--reports", type=Path, default=Path("reports/grm/policy"))
+    args = parser.parse_args(argv)
+    return step_main(
+        "grm_policy",
+        args,
+        GrmStep,
+        lambda p: run(p.grm, p.model, p.profile, args.data, args.out, args.reports),
+    )

@@ -1,6 +1,6 @@
 """Parallel sampling with a per-row temperature / top-p schedule in one batched `generate` call.
 
-`generate` takes one temperature for the whole batch, but the spec's M direct decodings each have
+`generate` takes one temperature for the whole batch, but the method's M direct decodings each have
 their own (T_i, p_i). `RowSampler` is a logits processor that applies each row's temperature and
 top-p and adds Gumbel noise; `generate` then runs in greedy mode, so its argmax is an exact sample
 of the row's softmax (the Gumbel-max trick), and T = 0 rows (no noise) are plain greedy decoding.

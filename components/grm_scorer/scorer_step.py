@@ -2,6 +2,9 @@
 quality, train S_phi with the hybrid loss, log it as an MLflow pyfunc and register it as
 `grm-scorer` (alias challenger; grm_evaluate moves champion).
 
+    python -m components.grm_scorer scorer --data data/reasoning --policy models/grm_policy \
+        --out models/grm_scorer
+
 Outputs in `out_dir`: the scorer directory (scorer.py's format) plus registry.json."""
 
 from __future__ import annotations
@@ -12,16 +15,17 @@ from pathlib import Path
 
 import mlflow
 
+from components.common.cli import step_main, step_parser
 from components.common.io import atomic_path, write_json
 from components.common.models import load_causal_lm
 from components.common.params import Profile
 from components.common.plots import line_plot
 from components.common.repro import seed_everything
 from components.common.tracking import register, step_run
-from components.data_prep import reasoning
+from components.grm_scorer import reasoning
 from components.grm_scorer.cost import finite
 from components.grm_scorer.decode import cot_samples
-from components.grm_scorer.params import GatingParams, GrmParams, ScorerParams
+from components.grm_scorer.params import GatingParams, GrmParams, GrmStep, ScorerParams
 from components.grm_scorer.policy_step import paired_records
 from components.grm_scorer.pyfunc import log_scorer
 from components.grm_scorer.scorer import Scorer, build_scorer, save_scorer
@@ -123,3 +127,18 @@ def run(
         mlflow.log_metrics(metrics)
         log.info("grm_scorer wrote %s: %s", out_dir, metrics)
         return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = step_parser("components.grm_scorer scorer", "Train and register the scorer.")
+    parser.add_argument("--data", type=Path, default=Path("data/reasoning"))
+    parser.add_argument("--policy", type=Path, default=Path("models/grm_policy"))
+    parser.add_argument("--out", type=Path, default=Path("models/grm_scorer"))
+    parser.add_argument("--reports", type=Path, default=Path("reports/grm/scorer"))
+    args = parser.parse_args(argv)
+    return step_main(
+        "grm_scorer",
+        args,
+        GrmStep,
+        lambda p: run(p.grm, p.profile, args.data, args.policy, args.out, args.reports),
+    )

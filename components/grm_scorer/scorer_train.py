@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from components.data_prep import reasoning
+from components.grm_scorer import reasoning
 from components.grm_scorer.consensus import extract_answer, majority_vote
 from components.grm_scorer.losses import hybrid_loss, pairwise_accuracy
 from components.grm_scorer.params import ScorerParams

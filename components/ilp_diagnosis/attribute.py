@@ -1,9 +1,10 @@
-"""Attribution: the spec's ordered rules, first match wins; every rule that fires is also kept
-(the multi-label set) together with the evidence it fired on.
+"""Attribution: ordered rules, first match wins; every rule that fires is also kept (the
+multi-label set) together with the evidence it fired on.
 
     C3  a near-duplicate prompt has a different answer
     C2  the base answers another option confidently, SFT moved it (JSD >= tau) and, when the
-        record's facts can be probed, the base's facts disagree with the label [D]
+        record's facts can be probed, the base's facts disagree with the label (our guard,
+        `rules.c2_needs_fact_conflict`)
     C1  the base does not know the record's facts and SFT barely moved it (JSD < tau)
     C4  learned at some checkpoint (unlearned at the end), early in the schedule, and early records
         are unlearned more often than late ones (dataset-level gate)

@@ -10,7 +10,7 @@ from components.common.params import StrictModel, step_schema
 
 
 class IlpRules(StrictModel):
-    """Thresholds of the ordered attribution rules (methods/ilp.md; every one a design choice)."""
+    """Thresholds of the ordered attribution rules (our design choices, not the paper's)."""
 
     jsd_threshold: float | None = Field(0.1, ge=0, le=1, description="tau_J in bits; null: median")
     base_confidence: float = Field(0.6, ge=0, le=1)

@@ -19,7 +19,7 @@ def seg_train_op(
     from components.common.kfp_outputs import log_step_metrics
     from components.common.params import validate_section
     from components.seg_train.params import SegTrainParams
-    from components.seg_train.step import run
+    from components.seg_train.train_step import run
 
     values = run(
         validate_section(SegTrainParams, params, "seg_train"),
@@ -45,7 +45,7 @@ def seg_evaluate_op(
 
     from components.common.kfp_outputs import log_step_metrics
     from components.common.params import validate_section
-    from components.seg_train.evaluate import run
+    from components.seg_train.evaluate_step import run
     from components.seg_train.params import SegTrainParams
 
     values = run(

@@ -1,5 +1,5 @@
-"""Inference as in the spec: sliding-window probabilities (Gaussian-weighted), the mean over the 8
-flip combinations as test-time augmentation, a fixed threshold, the largest 26-connected
+"""Inference as the authors do it: sliding-window probabilities (Gaussian-weighted), the mean over
+the 8 flip combinations as test-time augmentation, a fixed threshold, the largest 26-connected
 component. The SDF and projection heads are not used."""
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""The dual-task objective (T1 of the spec): Dice + BCE on the segmentation logit, L1 on the
-normalised SDF, the reciprocal Dice of the mask recovered from the predicted SDF, MSE consistency
-between two RandConv views, and the labelled contrastive term. Each can be switched off."""
+"""The dual-task objective (of the paper's coarse tumour network): Dice + BCE on the segmentation
+logit, L1 on the normalised SDF, the reciprocal Dice of the mask recovered from the predicted
+SDF, MSE consistency between two RandConv views, and the labelled contrastive term. Each can be
+switched off."""
 
 from __future__ import annotations
 

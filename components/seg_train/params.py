@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from components.common.params import StrictModel
+from components.common.params import StrictModel, step_schema
 
 
 class SegNetworkParams(StrictModel):
@@ -15,7 +15,7 @@ class SegNetworkParams(StrictModel):
     init_filters: int = Field(8, gt=0, multiple_of=8)  # GroupNorm with 8 groups
     blocks_down: tuple[int, ...] = (1, 1, 1, 1)  # 4 levels: bottleneck at 1/8
     blocks_up: tuple[int, ...] = (1, 1, 1)
-    # contrastive features at 1/8 (paper) or 1/4 (spec's synthetic deviation: lesions vanish at 1/8)
+    # contrastive features at 1/8 (the authors') or 1/4 (ours: synthetic lesions vanish at 1/8)
     embed_stride: Literal[4, 8] = 4
     proj_dim: int = Field(16, gt=0)
     # initial foreground probability of the segmentation logit (bias = logit of it): small lesions
@@ -65,6 +65,8 @@ class SegTrainParams(StrictModel):
     holdout_per_domain: int = Field(8, ge=1)
     target: Literal["lesion", "pancreas"] = "lesion"
     spacing: tuple[float, float, float] | None = (1.0, 1.0, 2.0)  # resample to (mm); null: native
+    # HU range mapped to [0, 1] (clipped outside): soft tissue and lesion contrast of abdominal CT
+    hu_window: tuple[float, float] = (-100.0, 240.0)
     roi_margin: tuple[float, float] = (2.0, 6.0)  # random mm around the pancreas box per side
     augment: bool = True
     iterations: int = Field(300, gt=0)  # one volume (two views) per iteration
@@ -87,4 +89,10 @@ class SegTrainParams(StrictModel):
             raise ValueError("seg_train.train_domains is empty")
         if set(self.train_domains) & set(self.test_domains):
             raise ValueError("seg_train.test_domains overlap train_domains")
+        if self.hu_window[0] >= self.hu_window[1]:
+            raise ValueError("seg_train.hu_window needs [low, high] with low < high")
         return self
+
+
+# what `python -m components.seg_train train|evaluate` reads from params.yaml
+SegTrainStep = step_schema("SegTrainStep", seg_train=SegTrainParams)

@@ -6,7 +6,7 @@
 `--model` is a folder written by seg_train or an MLflow model URI. `--pancreas` (a pancreas or
 MSD label volume on the same grid) restricts inference to the pancreas box plus the training
 margin, as in evaluation; without it the whole volume is segmented with sliding windows, which
-is outside what the ROI-trained network has seen (the spec's pancreas cascade is not built).
+is outside what the ROI-trained network has seen (the paper's pancreas cascade is not built).
 The output is 1 for the target (lesion by default), 0 elsewhere."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from components.common.io import ProjectError
 from components.common.nifti import load_nifti, save_nifti
 from components.seg_train.infer import predict_probability, segment
 from components.seg_train.network import DualTaskSegResNet
-from components.seg_train.params import SegInferenceParams
+from components.seg_train.params import SegInferenceParams, SegTrainParams
 from components.seg_train.train import load_model
 from components.seg_train.transforms import predict_transforms
 
@@ -70,9 +70,15 @@ def predict_file(
     pancreas_path = Path(pancreas_path) if pancreas_path else None
     check_input(image_path, pancreas_path)
     inference = SegInferenceParams.model_validate(model.config["inference"])
-    spacing = model.config["preprocessing"]["spacing"]
+    preprocessing = model.config["preprocessing"]
+    # models saved before the window was a parameter were all trained with its default
+    hu_window = preprocessing.get("hu_window", SegTrainParams().hu_window)
     transforms = predict_transforms(
-        spacing, inference.margin, pancreas_path is not None, model.divisor
+        preprocessing["spacing"],
+        hu_window,
+        inference.margin,
+        pancreas_path is not None,
+        model.divisor,
     )
     data = {"image": str(image_path)}
     if pancreas_path is not None:

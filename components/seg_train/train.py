@@ -13,8 +13,8 @@ import torch
 from monai.data import CacheDataset, DataLoader
 
 from components.common.io import ProjectError, read_json
+from components.common.msd import domain_cases
 from components.common.repro import seed_everything
-from components.data_prep.ct_volumes import domain_cases
 from components.seg_train.losses import DualTaskLoss
 from components.seg_train.network import DualTaskSegResNet
 from components.seg_train.params import SegNetworkParams, SegTrainParams
@@ -111,7 +111,11 @@ def save_model(model: DualTaskSegResNet, params: SegTrainParams, out_dir: Path) 
     torch.save(model.state_dict(), out_dir / "model.pt")
     config = {
         **model.config,
-        "preprocessing": {"spacing": params.spacing, "target": params.target},
+        "preprocessing": {
+            "spacing": params.spacing,
+            "hu_window": params.hu_window,
+            "target": params.target,
+        },
         "inference": params.inference.model_dump(mode="json"),
     }
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")

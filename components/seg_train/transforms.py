@@ -1,6 +1,6 @@
 """MONAI transform chains. A deterministic prefix (load, RAS, resample, HU window, target, ROI
 crop) that CacheDataset keeps in memory, then the random part of training (ROI margins, the
-spec's augmentations, min-max) and the SDF target computed after augmentation."""
+authors' augmentations, min-max) and the SDF target computed after augmentation."""
 
 from __future__ import annotations
 
@@ -33,7 +33,6 @@ from monai.transforms import (
 )
 from monai.transforms.utils import generate_spatial_bounding_box
 
-from components.data_prep.ct_synth import HU_HIGH, HU_LOW
 from components.seg_train.params import SegTrainParams
 from components.seg_train.sdf import signed_distance
 
@@ -92,9 +91,11 @@ class SignedDistanced(MapTransform):
 
 
 def preprocess(
-    spacing: Sequence[float] | None, keys: Sequence[str] = ("image", "label")
+    spacing: Sequence[float] | None,
+    hu_window: Sequence[float],
+    keys: Sequence[str] = ("image", "label"),
 ) -> list[MapTransform]:
-    """Load, channel-first, RAS, optional resampling, HU window −100…240 → [0, 1]."""
+    """Load, channel-first, RAS, optional resampling, HU window (low, high) → [0, 1], clipped."""
     modes = ["bilinear" if key == "image" else "nearest" for key in keys]
     chain: list[MapTransform] = [
         LoadImaged(keys=list(keys), image_only=True),
@@ -103,7 +104,8 @@ def preprocess(
     ]
     if spacing is not None:
         chain.append(Spacingd(keys=list(keys), pixdim=tuple(spacing), mode=modes))
-    chain.append(ScaleIntensityRanged("image", HU_LOW, HU_HIGH, 0.0, 1.0, clip=True))
+    low, high = hu_window
+    chain.append(ScaleIntensityRanged("image", low, high, 0.0, 1.0, clip=True))
     return chain
 
 
@@ -112,7 +114,7 @@ def eval_transforms(params: SegTrainParams, divisor: int) -> Compose:
     keys = ["image", "label", "roi"]
     return Compose(
         [
-            *preprocess(params.spacing),
+            *preprocess(params.spacing, params.hu_window),
             Targetd(params.target),
             RoiCropd(keys, source_key="roi", margin_mm=(params.inference.margin,) * 2),
             DivisiblePadd(keys, k=divisor),
@@ -125,7 +127,7 @@ def train_transforms(params: SegTrainParams, divisor: int, with_sdf: bool) -> Co
     keys = ["image", "label"]
     modes = ["bilinear", "nearest"]
     angle = math.radians(15)
-    chain: list = [*preprocess(params.spacing), Targetd(params.target)]
+    chain: list = [*preprocess(params.spacing, params.hu_window), Targetd(params.target)]
     if params.spacing is not None:
         # deterministic, so CacheDataset keeps the box, not the whole volume: the widest margin
         # any random draw can take, in voxels of the resampled grid
@@ -151,12 +153,16 @@ def train_transforms(params: SegTrainParams, divisor: int, with_sdf: bool) -> Co
 
 
 def predict_transforms(
-    spacing: Sequence[float] | None, margin: float, with_roi: bool, divisor: int
+    spacing: Sequence[float] | None,
+    hu_window: Sequence[float],
+    margin: float,
+    with_roi: bool,
+    divisor: int,
 ) -> Compose:
     """A user's volume (and optionally a pancreas mask that sets the ROI), invertible so the
     prediction can be written on the input's grid."""
     keys = ["image", "roi"] if with_roi else ["image"]
-    chain: list = [*preprocess(spacing, keys)]
+    chain: list = [*preprocess(spacing, hu_window, keys)]
     if with_roi:
         chain.append(RoiCropd(keys, source_key="roi", margin_mm=(margin, margin)))
     chain += [DivisiblePadd(keys, k=divisor), EnsureTyped(keys, dtype=torch.float32)]

@@ -17,7 +17,7 @@ import torch.distributed as dist
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from components.common.cli import leave_process_group
-from components.epi_finetune.isolation import build_isolating_optimizer
+from components.epi_finetune.optimizer import build_isolating_optimizer
 from components.epi_finetune.params import IsolationConfig
 
 VOCAB, STEPS = 64, 6

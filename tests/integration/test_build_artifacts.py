@@ -27,7 +27,7 @@ GPU_EXECUTORS = {
 }
 GPU_EXECUTORS["full"] = set().union(*GPU_EXECUTORS.values())
 GPU_EXECUTORS["llm-multi-node"] = GPU_EXECUTORS["llm"] - {"finetune-op"} | {"finetune-trainjob-op"}
-CPU_EXECUTORS = {"data-prep-op", "evaluate-op", "grm-data-op", "ct-data-prep-op"}
+CPU_EXECUTORS = {"data-prep-op", "evaluate-op", "grm-data-op", "ct-data-op"}
 
 
 @pytest.fixture(scope="module")

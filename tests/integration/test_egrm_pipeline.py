@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from components.common.validation import DataValidationError, validate_records
-from components.data_prep import reasoning
+from components.grm_scorer import reasoning
 from pipelines.params import load_project_params
 from tests.conftest import REPO_ROOT
 
@@ -18,10 +18,10 @@ pytestmark = pytest.mark.integration
 
 # the smallest settings that still run every E-GRM stage for real
 EGRM_TINY = [
-    "reward_data.train_questions=80",
-    "reward_data.scorer_questions=12",
-    "reward_data.eval_questions=12",
-    "reward_data.judge_fraction=0.25",
+    "grm_data.train_questions=80",
+    "grm_data.scorer_questions=12",
+    "grm_data.eval_questions=12",
+    "grm_data.judge_fraction=0.25",
     "grm.policy.tiny={hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, "
     "num_attention_heads: 2, max_position_embeddings: 128}",
     "grm.policy.base.max_steps=3",

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from components.common.io import write_json
 from components.common.nifti import save_nifti
-from components.seg_train import evaluate, predict, step
+from components.seg_train import evaluate_step, predict, train_step
 from components.seg_train.params import SegTrainParams
 from pipelines.params import load_project_params
 from tests.conftest import REPO_ROOT
@@ -48,7 +48,7 @@ def tiny_ct(tmp_path):
 def test_train_evaluate_register_and_predict_on_16_cubed_volumes(tiny_ct, tmp_path, mlflow_uri):
     params = SegTrainParams.model_validate(TINY_SEG)
     model_dir, reports = tmp_path / "models/seg", tmp_path / "reports"
-    trained = step.run(params, "tiny", tiny_ct, model_dir, reports / "train")
+    trained = train_step.run(params, "tiny", tiny_ct, model_dir, reports / "train")
     assert trained["iterations"] == 2 and trained["train_cases"] == 4
     assert np.isfinite(trained["final_loss"])
     with open(reports / "train/loss.csv") as handle:
@@ -56,7 +56,7 @@ def test_train_evaluate_register_and_predict_on_16_cubed_volumes(tiny_ct, tmp_pa
     assert {"loss", "seg", "sdf", "reciprocal", "consistency"} <= set(columns)
     assert sorted(p.name for p in model_dir.iterdir()) == ["config.json", "model.pt"]
 
-    metrics = evaluate.run(params, "tiny", tiny_ct, model_dir, reports / "evaluate")
+    metrics = evaluate_step.run(params, "tiny", tiny_ct, model_dir, reports / "evaluate")
     for key in ("dice.A", "dice.B", "dice.C", "dice_val", "dice_test", "hd95_test"):
         assert key in metrics
     assert 0 <= metrics["dice_test"] <= 1 and metrics["hd95_test"] >= 0
@@ -109,7 +109,7 @@ def test_kfp_local_segmentation_pipeline(tmp_path, monkeypatch):
     for step_dir in next(root.iterdir()).iterdir():
         executor = json.loads((step_dir / "executor_output.json").read_text())
         outputs[step_dir.name] = executor["artifacts"]["metrics"]["artifacts"][0]["metadata"]
-    assert outputs["ct-data-prep-op"]["cases.C"] == 3
+    assert outputs["ct-data-op"]["cases.C"] == 3
     assert outputs["seg-train-op"]["iterations"] == 2
     assert {"dice_val", "dice_test", "dice.C", "hd95.C", "recall.C"} <= set(
         outputs["seg-evaluate-op"]
@@ -129,6 +129,6 @@ def test_compiled_segmentation_ir_never_caches_training_or_registry(tmp_path):
         build_pipeline(load_project_params(REPO_ROOT / "params.yaml")), str(path)
     )
     tasks = next(yaml.safe_load_all(path.read_text()))["root"]["dag"]["tasks"]
-    assert set(tasks) == {"ct-data-prep-op", "seg-train-op", "seg-evaluate-op"}
+    assert set(tasks) == {"ct-data-op", "seg-train-op", "seg-evaluate-op"}
     for name in ("seg-train-op", "seg-evaluate-op"):
         assert not tasks[name]["cachingOptions"].get("enableCache", False)

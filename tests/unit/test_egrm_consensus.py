@@ -63,7 +63,7 @@ def test_consensus_exactly_tau_from_samples():
 
 def test_normalisation_and_extraction():
     assert normalize_answer("  Paris. ") == "paris"
-    assert normalize_answer('B";') == "b"  # trailing punctuation only, as in the spec
+    assert normalize_answer('B";') == "b"  # trailing punctuation only, as in the reference code
     assert extract_answer("3+4=7;7+5=12;A:12") == "12"
     assert extract_answer("A:12") == "12"
     assert extract_answer("3+4=7;V:B") == "b"

@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from components.data_prep import reasoning
-from components.data_prep.reasoning import Problem, cot_target, direct_target, path_quality
+from components.grm_scorer import reasoning
+from components.grm_scorer.reasoning import Problem, cot_target, direct_target, path_quality
 
 
 def test_targets_and_grammar():

@@ -4,7 +4,7 @@ import torch
 from components.epi_finetune.cpi import group_tasks, jaccard, update_core
 from components.epi_finetune.methods import isolation_config, trains_in_stages
 from components.epi_finetune.metrics import backward_transfer, conflict_score, forgetting
-from components.epi_finetune.params import FinetuneParams
+from components.epi_finetune.params import FinetuneParams, IsolationConfig
 from components.epi_finetune.schedule import build_plan, split_steps, stages_from_records
 
 RECORDS = [
@@ -75,7 +75,7 @@ def test_conflict_score():
 def test_cpi_cores_and_grouping():
     before = [torch.zeros(10)]
     after = [torch.tensor([0.0, 5, 0, 0, 0, 0, 0, 0, 0, 4])]
-    (core,) = update_core(before, after, ratio=0.2)
+    (core,) = update_core(before, after, ratio=0.2, limits=IsolationConfig())
     assert core.nonzero().flatten().tolist() == [1, 9]
     m = lambda *idx: [torch.isin(torch.arange(10), torch.tensor(idx))]  # noqa: E731
     cores = {"a": m(0, 1), "b": m(1, 2), "c": m(7, 8)}

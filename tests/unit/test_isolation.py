@@ -11,16 +11,11 @@ import torch.distributed as dist
 from pydantic import ValidationError
 from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainerCallback, TrainingArguments
 
-from components.epi_finetune.isolation import (
-    IsolatingOptimizer,
-    IsolationConfig,
-    ParameterIsolation,
-    build_isolating_optimizer,
-    global_threshold,
-    normalise_scores,
-    top_fraction_global,
-    top_fraction_masks,
-)
+from components.epi_finetune.engine import ParameterIsolation
+from components.epi_finetune.index_sets import global_to_masks
+from components.epi_finetune.optimizer import IsolatingOptimizer, build_isolating_optimizer
+from components.epi_finetune.params import IsolationConfig
+from components.epi_finetune.selection import normalise_scores, top_fraction
 from components.epi_finetune.trainer_hooks import EPI_STATE_NAME, attach_isolation
 
 VOCAB = 64
@@ -144,6 +139,23 @@ def test_lazily_scaled_ema_equals_the_plain_ema(beta):
         torch.testing.assert_close(f.double(), ref, rtol=1e-5, atol=0)
 
 
+def top_fraction_masks(
+    scores: list[torch.Tensor], ratio: float, seed: int = 0, **limits: int
+) -> tuple[list[torch.Tensor], float]:
+    """Dense masks of the top ``ratio`` of all scores, and the threshold tau."""
+    picked, tau = top_fraction(
+        lambda i: scores[i], [s.numel() for s in scores], ratio, IsolationConfig(**limits), seed
+    )
+    return global_to_masks(picked, scores), tau
+
+
+def exact_quantile(scores: list[torch.Tensor], ratio: float) -> float:
+    """The (1 - ratio) quantile of all scores together: the k-th largest value."""
+    flat = torch.cat([s.flatten() for s in scores])
+    k = max(1, round(ratio * flat.numel()))
+    return flat.kthvalue(flat.numel() - k + 1).values.item()
+
+
 def test_global_quantile_exact_and_sampled():
     gen = torch.Generator().manual_seed(0)
     scores = [torch.rand(300, 400, generator=gen), torch.rand(1000, generator=gen) * 3]
@@ -151,9 +163,11 @@ def test_global_quantile_exact_and_sampled():
     n = sum(s.numel() for s in scores)
     masks, tau = top_fraction_masks(scores, 0.05)
     assert abs(n_isolated(masks) / n - 0.05) <= 0.001
-    assert tau == global_threshold(scores, 0.05)
+    assert tau == exact_quantile(scores, 0.05)
     assert torch.cat([s[m] for s, m in zip(scores, masks, strict=True)]).min() == tau
-    masks, tau = top_fraction_masks(scores, 0.05, max_exact=1000, sample_size=200_000, seed=3)
+    masks, tau = top_fraction_masks(
+        scores, 0.05, seed=3, exact_quantile_max_elements=1000, quantile_sample_size=200_000
+    )
     assert abs(n_isolated(masks) / n - 0.05) <= 0.005
     assert top_fraction_masks(scores, 0.0)[1] == math.inf
 
@@ -162,12 +176,12 @@ def test_prefiltered_topk_is_exact():
     gen = torch.Generator().manual_seed(0)
     scores = torch.rand(700_000, generator=gen) ** 3  # large enough for the prefilter
     k = round(0.05 * scores.numel())
-    idx, tau = top_fraction_global(lambda i: scores, [scores.numel()], 0.05)
+    idx, tau = top_fraction(lambda i: scores, [scores.numel()], 0.05, IsolationConfig())
     assert idx.numel() == k and torch.all(idx[1:] > idx[:-1])
     assert torch.equal(idx, scores.topk(k).indices.sort().values) and tau == scores[idx].min()
     ties = torch.zeros(700_000)
     ties[:1000] = 1.0  # the threshold is 0: every entry is a candidate; still exactly k
-    idx, tau = top_fraction_global(lambda i: ties, [ties.numel()], 0.05)
+    idx, tau = top_fraction(lambda i: ties, [ties.numel()], 0.05, IsolationConfig())
     assert idx.numel() == k and tau == 0.0 and set(range(1000)) <= set(idx.tolist())
 
 
@@ -274,6 +288,7 @@ def test_reset_on_release_zeroes_moments_of_released_entries():
         IsolationConfig(mask_interval=1, warmup_steps=1, ema_beta=0.0, moments="reset_on_release"),
     )
     adam = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    protection = IsolatingOptimizer(adam, engine, accumulate=False)  # protect/restore around adam
     seen = 0
     for t in range(6):
         model(**batch(t)).loss.backward()
@@ -291,9 +306,9 @@ def test_reset_on_release_zeroes_moments_of_released_entries():
             assert torch.equal(adam.state[p]["exp_avg"][released], torch.zeros(int(released.sum())))
             assert adam.state[p]["exp_avg_sq"][released].abs().sum() == 0
             torch.testing.assert_close(adam.state[p]["exp_avg"][~released], m_before[~released])
-        engine.protect_before_step()
+        protection.protect_before_step()
         adam.step()
-        engine.restore_after_step()
+        protection.restore_after_step()
         adam.zero_grad()
     assert seen > 0
 

@@ -63,3 +63,40 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "data_prep.seed" in err and "\n" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_project_sections_are_the_sections_of_the_whole_file():
+    from components.common.params import PROJECT_SECTIONS
+    from pipelines.params import ProjectParams
+
+    assert set(PROJECT_SECTIONS) == set(ProjectParams.model_fields)
+
+
+def test_a_step_reads_its_own_sections_and_leaves_the_others_to_their_steps(tmp_path):
+    from components.common.params import load_params
+    from components.pretrain.params import PretrainStep
+
+    path = write(tmp_path, "pretrain:\n  max_steps: 5\ngrm:\n  seed: not-a-number\n")
+    params = load_params(path, [], PretrainStep)
+    assert params.pretrain.max_steps == 5 and params.profile == "tiny"
+    assert not hasattr(params, "grm")
+
+
+def test_an_unknown_section_is_named(tmp_path):
+    from components.common.params import load_params
+    from components.pretrain.params import PretrainStep
+
+    with pytest.raises(ProjectError) as error:
+        load_params(write(tmp_path, "pretrian:\n  max_steps: 5\n"), [], PretrainStep)
+    assert error.value.field == "pretrian" and "known: profile, model" in str(error.value)
+
+
+def test_trainer_params_map_to_training_arguments(tmp_path):
+    from components.common.params import TrainerParams
+
+    params = TrainerParams(max_steps=40, batch_size=8, learning_rate=0.5, warmup_ratio=0.1)
+    args = params.to_training_arguments(tmp_path, seed=3, save_strategy="no")
+    # warmup: int(0.1 * 40) = 4 steps; the rest passes through, overrides last
+    assert (args.max_steps, args.per_device_train_batch_size, args.warmup_steps) == (40, 8, 4)
+    assert (args.learning_rate, args.weight_decay, args.seed) == (0.5, 0.01, 3)
+    assert args.save_strategy == "no" and args.output_dir == str(tmp_path)

@@ -1,5 +1,6 @@
-"""CT data: the MSD-layout loader, volume checks naming the bad file, the synthetic scanners, and
-the segmentation params' validation. `write_tiny_task` is shared with the integration tests."""
+"""CT data: the MSD-layout loader, volume checks naming the bad file, the synthetic scanners, the
+HU window of preprocessing, and the segmentation params' validation. `write_tiny_task` is shared
+with the integration tests."""
 
 import json
 from pathlib import Path
@@ -8,9 +9,12 @@ import numpy as np
 import pytest
 
 from components.common.io import ProjectError
+from components.common.msd import domain_cases
 from components.common.nifti import save_nifti
-from components.data_prep.ct_synth import SCANNERS, make_case, write_domain
-from components.data_prep.ct_volumes import check_domain, check_volume, domain_cases
+from components.ct_data.synth import SCANNERS, make_case, write_domain
+from components.ct_data.volumes import check_domain, check_volume
+from components.seg_train.params import SegTrainParams
+from components.seg_train.transforms import eval_transforms
 from pipelines.params import load_project_params
 
 
@@ -123,3 +127,24 @@ def test_segmentation_params_name_the_bad_key(tmp_path):
     with pytest.raises(ProjectError) as error:
         load_project_params(path)
     assert error.value.field == "seg_train.loss.sdf_weight"
+
+
+def test_hu_window_is_a_parameter_of_preprocessing(tmp_path):
+    """The window, not the synthetic generator, decides which HU map to 0 and 1."""
+    root = write_tiny_task(tmp_path / "Task", n_cases=1)
+    case = domain_cases(root)[0]
+    default = SegTrainParams(inference={"margin": 20.0})
+    narrow = default.model_copy(update={"hu_window": (0.0, 50.0)})
+    images = {
+        params.hu_window: eval_transforms(params, 1)(
+            {"image": case["image"], "label": case["label"]}
+        )
+        for params in (default, narrow)
+    }
+    # fat (-100 HU) is the window's floor in both; pancreas (110 HU) is above the narrow window
+    assert float(images[(0.0, 50.0)]["image"].max()) == 1.0
+    assert float(images[(-100.0, 240.0)]["image"].max()) < 1.0
+    path = tmp_path / "params.yaml"
+    path.write_text("seg_train:\n  hu_window: [240, -100]\n")
+    with pytest.raises(ProjectError, match="low < high"):
+        load_project_params(path)

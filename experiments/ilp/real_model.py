@@ -1,6 +1,6 @@
 """ILP on the real SmolLM2-135M-Instruct (CPU, well under 20 minutes):
 
-    python -m components.ilp_diagnosis.real_model [--work .cache/ilp_real]
+    python -m experiments.ilp.real_model [--work .cache/ilp_real]
 
 1. Probe the base on world capitals ("The capital of France is" over every capital in the list)
    and keep the countries it knows.
@@ -17,6 +17,7 @@ import argparse
 import logging
 import os
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,10 @@ from components.common.models import load_causal_lm, materialize_smollm2
 from components.common.params import LoraParams
 from components.epi_finetune import step as finetune
 from components.epi_finetune.params import FinetuneParams
-from components.ilp_diagnosis import facts, results_doc
+from components.ilp_diagnosis import facts
 from components.ilp_diagnosis import step as ilp_step
 from components.ilp_diagnosis.params import IlpParams
+from experiments.ilp import report
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
@@ -100,46 +102,37 @@ def build_records(knowledge: dict[str, float], seed: int = 0) -> list[dict[str, 
     ]
 
 
-def real_model_tables(result: dict[str, Any]) -> str:
-    summary, truth = result["summary"], result["truth"]
-    counts = summary["cause_counts"]
-    return "\n".join(
-        [
-            f"SFT set: {result['records']} records ({result['known']} capitals the base knows, "
-            f"{result['planted']['C2']} of them relabelled with a wrong capital, "
-            f"{result['planted']['C1']} invented countries); LoRA r=8, "
-            f"{result['finetune']['max_steps']} steps. Wall time {result['seconds']:.0f} s.",
-            "",
-            f"Unlearned rate **{summary['unlearned_rate']:.3f}** "
-            f"({summary['unlearned']} of {summary['records']}); tau_JSD = "
-            f"{summary['tau_jsd']:.3f}.",
-            "",
-            results_doc.table(
-                ["planted group", "unlearned rate"],
-                [[g, f"{v:.2f}"] for g, v in truth["unlearned_rate_by_planted"].items()],
-            ),
-            "",
-            results_doc.table(["diagnosed cause", "records"], [[c, n] for c, n in counts.items()]),
-            "",
-            results_doc.table(
-                ["planted \\ diagnosed", *truth["confusion"]["cols"]],
-                [
-                    [p, *row]
-                    for p, row in zip(
-                        truth["confusion"]["rows"], truth["confusion"]["matrix"], strict=True
-                    )
-                ],
-            ),
-            "",
-            f"Macro-F1 over the planted causes present: {truth['macro_f1']:.2f}.",
-        ]
+def write_sft_data(data: Path, records: list[dict[str, Any]]) -> None:
+    """The lane's data folder: every record trains, the first 8 are the finetune step's eval set,
+    and no pretraining corpus (the base is SmolLM2 as shipped)."""
+    with atomic_path(data) as tmp:
+        tmp.mkdir()
+        write_jsonl(tmp / "train.jsonl", records)
+        write_jsonl(tmp / "eval.jsonl", records[:8])
+        (tmp / "corpus.txt").write_text("", encoding="utf-8")
+
+
+def lora_sft_params(steps: int) -> FinetuneParams:
+    return FinetuneParams(
+        method="full",
+        schedule="mixed",
+        track_drift=False,
+        lora=LoraParams(enabled=True, r=8, alpha=16),
+        max_steps=steps,
+        batch_size=8,
+        learning_rate=5e-4,
+        max_length=64,
+        eval_every=10**6,
+        eval_per_task=8,
+        dynamics_every=max(1, steps // 6),
+        save_steps=10**6,
+        logging_steps=8,
+        resume=False,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    import time
-
-    parser = argparse.ArgumentParser(prog="python -m components.ilp_diagnosis.real_model")
+    parser = argparse.ArgumentParser(prog="python -m experiments.ilp.real_model")
     parser.add_argument("--work", type=Path, default=REPO / ".cache/ilp_real")
     parser.add_argument("--out", type=Path, default=REPO / "docs/results")
     parser.add_argument("--steps", type=int, default=48)
@@ -155,27 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     knowledge = known_countries(base)
     records = build_records(knowledge)
     data = work / "data"
-    with atomic_path(data) as tmp:
-        tmp.mkdir()
-        write_jsonl(tmp / "train.jsonl", records)
-        write_jsonl(tmp / "eval.jsonl", records[:8])
-        (tmp / "corpus.txt").write_text("", encoding="utf-8")
-    params = FinetuneParams(
-        method="full",
-        schedule="mixed",
-        track_drift=False,
-        lora=LoraParams(enabled=True, r=8, alpha=16),
-        max_steps=args.steps,
-        batch_size=8,
-        learning_rate=5e-4,
-        max_length=64,
-        eval_every=10**6,
-        eval_per_task=8,
-        dynamics_every=max(1, args.steps // 6),
-        save_steps=10**6,
-        logging_steps=8,
-        resume=False,
-    )
+    write_sft_data(data, records)
+    params = lora_sft_params(args.steps)
     finetune.run(params, "smollm2", data, base, work / "sft", work / "reports/sft")
     ilp = IlpParams(max_length=64, max_new_tokens=12)
     ilp_step.run(
@@ -194,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         "mean_base_knowledge": float(np.mean(list(knowledge.values()))),
     }
     write_json(out / "ilp_real_model.json", result)
-    results_doc.replace_section(out / results_doc.DOC, "real-model", real_model_tables(result))
-    print(real_model_tables(result))
+    report.write_real_model_section(out, result)
+    print(report.real_model_tables(result))
     return 0
 
 

@@ -1,9 +1,9 @@
-"""Evolving Parameter Isolation (EPI): online importance, a revocable top-p mask, protected steps.
+"""The EPI engine: online importance, a revocable top-p mask with drift statistics, checkpoints.
 
-Spec: ``shared/methods/epi.md``. The engine keeps, per eligible tensor, an fp32 EMA of squared
-raw gradients; every K optimizer steps it normalises the EMA within each tensor, isolates the
-global top-p% and keeps those entries fixed across ``optimizer.step()`` until a later refresh
-releases them. Usable from any torch loop::
+The engine keeps, per eligible tensor, an fp32 EMA of squared raw gradients; every K optimizer
+steps it normalises the EMA within each tensor and isolates the global top-p% (selection.py);
+``IsolatingOptimizer`` (optimizer.py) keeps those entries fixed across ``optimizer.step()`` until a
+later refresh releases them. Usable from any torch loop::
 
     engine = ParameterIsolation(model, IsolationConfig(iso_ratio=0.05, mask_interval=25))
     adamw = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -37,250 +37,33 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 import zlib
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from components.epi_finetune.params import IsolationConfig, NormMode
+from components.epi_finetune.index_sets import (
+    index_dtype,
+    indices_to_mask,
+    mask_to_indices,
+    member,
+    union,
+)
+from components.epi_finetune.params import IsolationConfig
+from components.epi_finetune.selection import (
+    eligible_parameters,
+    mix_seeds,
+    normalise_scores,
+    seeded_generator,
+    top_fraction,
+)
 
-# A transformer block: `model.layers.3.`, `transformer.h.0.`, `blocks.2.`, `encoder.layer.5.`.
-_BLOCK_RE = re.compile(r"(^|\.)(layers|h|blocks|block|layer)\.\d+\.")
 _AGE_MAX = torch.iinfo(torch.uint8).max
 _AGE_BINS = ((1, 1), (2, 3), (4, 7), (8, 15), (16, _AGE_MAX))
 _STATE_VERSION = 2
 _MAX_LOG_SCALE = 20 * math.log(2)  # lazily scaled EMA: fold before beta**-n exceeds 2**20
-
-
-def eligible_parameters(
-    model: nn.Module, eligible: str = "blocks"
-) -> list[tuple[str, nn.Parameter]]:
-    """Trainable tensors that may be isolated.
-
-    ``blocks``: >=2-D weights inside transformer blocks (embeddings, lm_head, norms and biases stay
-    trainable); for a PEFT LoRA model, the trainable ``lora_A``/``lora_B`` weights. ``all``: every
-    trainable tensor.
-    """
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if eligible == "all":
-        return named
-    lora = [(n, p) for n, p in named if p.ndim >= 2 and ("lora_A" in n or "lora_B" in n)]
-    if lora:
-        return lora
-    return [(n, p) for n, p in named if p.ndim >= 2 and _BLOCK_RE.search(n)]
-
-
-def normalise_scores(scores: Tensor, mode: NormMode = "mean", eps: float = 1e-12) -> Tensor:
-    """Normalise one tensor's importance so a single global threshold compares tensors fairly."""
-    f = scores.float()
-    if mode == "mean":
-        return f / (f.mean() + eps)
-    if mode == "max":
-        return f / (f.max() + eps)
-    if mode == "minmax":
-        lo, hi = f.min(), f.max()
-        return (f - lo) / (hi - lo + eps)
-    if mode == "zscore":
-        return (f - f.mean()) / (f.std(correction=0) + eps)
-    if mode == "rank":
-        flat = f.flatten()
-        ranks = torch.empty_like(flat)
-        ranks[flat.argsort()] = torch.arange(flat.numel(), device=f.device, dtype=f.dtype)
-        return (ranks / max(flat.numel() - 1, 1)).view_as(f)
-    if mode == "none":
-        return f
-    raise ValueError(f"unknown norm {mode!r}")
-
-
-def _generator(device: torch.device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed % (2**63))
-
-
-def _mix(*keys: int) -> int:
-    seed = 0
-    for k in keys:
-        seed = (seed * 1_000_003 + k) % (2**63)
-    return seed
-
-
-# ---- sparse index sets: sorted flat indices of the True entries of one tensor ----------------
-def _index_dtype(numel: int) -> torch.dtype:
-    return torch.int32 if numel < 2**31 else torch.int64
-
-
-def mask_to_indices(mask: Tensor) -> Tensor:
-    """Sorted flat (row-major) indices of the True entries, int64."""
-    return mask.reshape(-1).nonzero().squeeze(1)
-
-
-def indices_to_mask(indices: Tensor, like: Tensor) -> Tensor:
-    """Dense bool mask shaped like ``like`` with True at ``indices``."""
-    flat = torch.zeros(like.numel(), dtype=torch.bool, device=like.device)
-    flat[indices.to(device=like.device, dtype=torch.long)] = True
-    return flat.view(like.shape)
-
-
-def _member(sorted_ref: Tensor, query: Tensor) -> tuple[Tensor, Tensor]:
-    """For each entry of ``query``: is it in ``sorted_ref``, and at which position."""
-    if sorted_ref.numel() == 0 or query.numel() == 0:
-        return (
-            torch.zeros(query.shape, dtype=torch.bool, device=query.device),
-            torch.zeros(query.shape, dtype=torch.long, device=query.device),
-        )
-    query = query.to(sorted_ref.dtype)
-    pos = torch.searchsorted(sorted_ref, query).clamp_(max=sorted_ref.numel() - 1)
-    return sorted_ref[pos] == query, pos
-
-
-# ---- global selection -------------------------------------------------------------------------
-def _sampled_threshold(
-    score: Callable[[int], Tensor],
-    sizes: Sequence[int],
-    ratio: float,
-    sample_size: int,
-    seed: int,
-) -> float:
-    """(1 - ratio) quantile from a seeded uniform subsample spread over the tensors by size."""
-    n_total = sum(sizes)
-    parts = []
-    for i, n in enumerate(sizes):
-        s = score(i)
-        n_i = max(1, round(sample_size * n / n_total))
-        idx = torch.randint(
-            n, (n_i,), generator=_generator(s.device, _mix(seed, i)), device=s.device
-        )
-        parts.append(s.detach().flatten()[idx].float().to(parts[0].device if parts else s.device))
-    flat = torch.cat(parts)
-    k = max(1, round(ratio * flat.numel()))
-    return flat.kthvalue(flat.numel() - k + 1).values.item()
-
-
-def global_threshold(
-    scores: Sequence[Tensor],
-    ratio: float,
-    max_exact: int = 16_000_000,
-    sample_size: int = 10_000_000,
-    seed: int = 0,
-) -> float:
-    """The (1 - ratio) quantile of all scores together.
-
-    Exact ``kthvalue`` up to ``max_exact`` elements (``torch.quantile`` rejects > 2**24 inputs);
-    above that, from a seeded uniform subsample of ``sample_size`` scores, spread over the tensors
-    in proportion to their size.
-    """
-    sizes = [s.numel() for s in scores]
-    n_total = sum(sizes)
-    if round(ratio * n_total) == 0:
-        return math.inf
-    if n_total > max_exact:
-        return _sampled_threshold(scores.__getitem__, sizes, ratio, sample_size, seed)
-    device = scores[0].device
-    flat = torch.cat([s.detach().flatten().float().to(device) for s in scores])
-    k = max(1, round(ratio * flat.numel()))
-    return flat.kthvalue(flat.numel() - k + 1).values.item()
-
-
-def top_fraction_global(
-    score: Callable[[int], Tensor],
-    sizes: Sequence[int],
-    ratio: float,
-    max_exact: int = 16_000_000,
-    sample_size: int = 10_000_000,
-    seed: int = 0,
-) -> tuple[Tensor, float]:
-    """Sorted int64 indices into the concatenation of all tensors of the top ``ratio`` of all
-    scores, and the threshold tau.
-
-    ``score(i)`` computes tensor i's scores: once per tensor on the exact path (one flat fp32
-    copy of all scores is alive), twice on the sampled path (no copy is kept). Up to
-    ``max_exact`` elements, ``topk`` picks exactly round(ratio * N) entries (ties broken
-    arbitrarily); above, entries >= a sampled threshold (> it, when ties would double the set).
-    """
-    n_total = sum(sizes)
-    k = round(ratio * n_total)
-    if k == 0:
-        return torch.zeros(0, dtype=torch.long, device=score(0).device), math.inf
-    offsets = [0, *itertools.accumulate(sizes)]
-    if n_total > max_exact:
-        tau = _sampled_threshold(score, sizes, ratio, sample_size, seed)
-        picked, ties, device = [], [], None
-        for i in range(len(sizes)):
-            s = score(i).reshape(-1)
-            device = device or s.device
-            idx = (s >= tau).nonzero().squeeze(1)
-            ties.append((s[idx] == tau).to(device))
-            picked.append(idx.to(device) + offsets[i])
-        flat, tied = torch.cat(picked), torch.cat(ties)
-        return (flat[~tied] if flat.numel() > 2 * k else flat), tau  # many ties (zeros) at tau
-    first = score(0)
-    flat = torch.empty(n_total, dtype=torch.float32, device=first.device)
-    for i in range(len(sizes)):
-        flat[offsets[i] : offsets[i + 1]].copy_((first if i == 0 else score(i)).reshape(-1))
-    values, idx = _topk(flat, k)
-    del flat
-    return idx.sort().values, values.min().item()
-
-
-def _topk(flat: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """``flat.topk(k)``, 2-4x faster for k << N: only entries above a threshold taken from a
-    strided subsample (1.5x the needed quantile) go into the topk. Exact: with fewer than k
-    candidates it falls back to the plain topk."""
-    n = flat.numel()
-    stride = n // 65_536
-    if stride >= 4 and 3 * k < n:
-        sample = flat[::stride]
-        q = min(sample.numel(), math.ceil(1.5 * k * sample.numel() / n))
-        t0 = sample.kthvalue(sample.numel() - q + 1).values
-        candidates = (flat >= t0).nonzero().squeeze(1)
-        if candidates.numel() >= k:
-            values, j = flat[candidates].topk(k, sorted=False)
-            return values, candidates[j]
-    return flat.topk(k, sorted=False)
-
-
-def split_global(indices: Tensor, sizes: Sequence[int]) -> list[Tensor]:
-    """Sorted indices into the concatenation of tensors of ``sizes`` -> per-tensor flat indices."""
-    offsets = torch.tensor([0, *itertools.accumulate(sizes)], device=indices.device)
-    counts = torch.searchsorted(indices, offsets).diff().tolist()
-    shift = torch.repeat_interleave(offsets[:-1], torch.tensor(counts, device=indices.device))
-    return list((indices - shift).split(counts))
-
-
-def top_fraction_indices(
-    score: Callable[[int], Tensor],
-    sizes: Sequence[int],
-    ratio: float,
-    max_exact: int = 16_000_000,
-    sample_size: int = 10_000_000,
-    seed: int = 0,
-) -> tuple[list[Tensor], float]:
-    """Per tensor, sorted int64 flat indices of the top ``ratio`` of all scores; and tau (see
-    ``top_fraction_global``)."""
-    picked, tau = top_fraction_global(score, sizes, ratio, max_exact, sample_size, seed)
-    return split_global(picked, sizes), tau
-
-
-def top_fraction_masks(
-    scores: Sequence[Tensor],
-    ratio: float,
-    max_exact: int = 16_000_000,
-    sample_size: int = 10_000_000,
-    seed: int = 0,
-) -> tuple[list[Tensor], float]:
-    """Boolean masks of the top ``ratio`` of all scores, and the threshold tau (see
-    ``top_fraction_global``)."""
-    picked, tau = top_fraction_indices(
-        lambda i: scores[i].detach().float(),
-        [s.numel() for s in scores],
-        ratio,
-        max_exact,
-        sample_size,
-        seed,
-    )
-    return [indices_to_mask(i, s) for i, s in zip(picked, scores, strict=True)], tau
 
 
 def reset_moments(
@@ -331,7 +114,7 @@ class ParameterIsolation:
         self._offsets = torch.tensor([0, *itertools.accumulate(self.sizes)], device=self._device)
         # one flat int32 buffer for all tensors' indices when they share a device and fit int32
         self._flat_ok = all(p.device == self._device and n < 2**31 for p, n in self._pairs())
-        self._local_dtype = _index_dtype(max(self.sizes))
+        self._local_dtype = index_dtype(max(self.sizes))
         self.step = 0  # optimizer steps seen by accumulate()
         self.n_refresh = 0  # mask commits: refreshes and set_mask calls
         self.task: Hashable = None
@@ -355,8 +138,6 @@ class ParameterIsolation:
         self._first: tuple[Tensor, list[int]] | None = None
         self._task_sets: dict[Hashable, Tensor] = {}  # per_task_ema: TopP(F_s), global int64
         self._memory_set: Tensor | None = None  # stage_memory: union of TopP(S_prev), global
-        self._step_idx: list[tuple[nn.Parameter, Tensor]] = []  # int64 copies during a step
-        self._saved: list[Tensor] = []
         self.history: list[dict[str, Any]] = []
 
     def _pairs(self) -> Iterable[tuple[nn.Parameter, int]]:
@@ -425,6 +206,15 @@ class ParameterIsolation:
     def indices(self) -> list[Tensor]:
         """Per eligible tensor, the sorted flat indices of its isolated entries (do not modify)."""
         return list(self._idx)
+
+    def isolated_entries(self) -> list[tuple[nn.Parameter, Tensor]]:
+        """(tensor, int64 flat indices of its isolated entries) for each tensor with any: the
+        entries a protected step keeps fixed (fresh int64 copies, alive only during the step)."""
+        entries = []
+        for flat, counts, active in self._groups:
+            parts = flat.long().split(counts)
+            entries += [(p, parts[j]) for p, j in active]
+        return entries
 
     @property
     def n_isolated(self) -> int:
@@ -526,7 +316,7 @@ class ParameterIsolation:
         else:
             new, tau = self._select(self.ema[None], cfg.iso_ratio, 0)
             if self._memory_set is not None:
-                new = _union((new, self._memory_set), self._device)
+                new = union((new, self._memory_set), self._device)
         return self._commit(new, tau, optimizer)
 
     @torch.no_grad()
@@ -553,42 +343,41 @@ class ParameterIsolation:
     def _select(self, ema: list[Tensor], ratio: float, salt: int) -> tuple[Tensor, float | None]:
         """Global indices of the top ``ratio`` (of each tensor, for selection='per_layer')."""
         cfg = self.config
-        seed = _mix(cfg.seed, self.n_refresh, salt)
+        seed = mix_seeds(cfg.seed, self.n_refresh, salt)
 
         def score(i: int) -> Tensor:
             p = self.params[i]
             if cfg.mask_source == "random":
-                gen = _generator(p.device, _mix(seed, i))
+                gen = seeded_generator(p.device, mix_seeds(seed, i))
                 return torch.rand(p.shape, generator=gen, device=p.device)
             s = normalise_scores(ema[i], cfg.norm, cfg.eps)
             # inverse: a sign check, isolating the least important entries
             return s.neg_() if cfg.mask_source == "inverse" else s
 
-        limits = (cfg.exact_quantile_max_elements, cfg.quantile_sample_size)
         if cfg.selection == "per_layer":
             picked = [
-                top_fraction_global(lambda _, i=i: score(i), [n], ratio, *limits, _mix(seed, i))[0]
+                top_fraction(lambda _, i=i: score(i), [n], ratio, cfg, mix_seeds(seed, i))[0]
                 for i, n in enumerate(self.sizes)
             ]
             return self._globalise(picked), None
-        picked, tau = top_fraction_global(score, self.sizes, ratio, *limits, seed)
+        picked, tau = top_fraction(score, self.sizes, ratio, cfg, seed)
         return picked.to(self._device), tau
 
     def _task_union(self) -> Tensor:
         """per_task_ema: M = union over tasks s != current task of TopP(F_s)."""
         others = (g for key, g in self._task_sets.items() if key != self.task)
-        return _union(others, self._device)
+        return union(others, self._device)
 
     def _carry(self, new: Tensor, increment: bool) -> tuple[Tensor, Tensor, Tensor]:
         """For global index set ``new``: ages (the old age, +1 at a refresh, where an entry
         stays, else 1), the released entries (old, not new) and the old set."""
         old = self._current_global()
-        hit, pos = _member(old, new)
+        hit, pos = member(old, new)
         ages = torch.ones(new.shape, dtype=torch.uint8, device=self._device)
         if old.numel() and new.numel():
             kept = self._age[pos[hit]]
             ages[hit] = kept.clamp(max=_AGE_MAX - 1) + 1 if increment else kept
-        stays, _ = _member(new, old)
+        stays, _ = member(new, old)
         return ages, old[~stays], old
 
     def _install(self, new: Tensor, ages: Tensor) -> None:
@@ -603,7 +392,7 @@ class ParameterIsolation:
             return
         # several devices (or a tensor of >= 2**31 entries): one buffer per (device, dtype)
         parts = [
-            i.to(p.device, _index_dtype(n))
+            i.to(p.device, index_dtype(n))
             for i, (p, n) in zip(local.split(counts), self._pairs(), strict=True)
         ]
         members: dict[tuple[torch.device, torch.dtype], list[int]] = {}
@@ -650,7 +439,7 @@ class ParameterIsolation:
         first = None
         if self._first is not None:
             first_set = self._from_local(*self._first)
-            first = int(_member(new, first_set)[0].sum()) / max(first_set.numel(), 1)
+            first = int(member(new, first_set)[0].sum()) / max(first_set.numel(), 1)
         hist = {f"{lo}-{hi}": int(((ages >= lo) & (ages <= hi)).sum()) for lo, hi in _AGE_BINS}
         p = cfg.iso_ratio
         stats = {
@@ -678,7 +467,7 @@ class ParameterIsolation:
         self.history.append(stats)
         return stats
 
-    # ---- [D] extensions -------------------------------------------------------------------
+    # ---- extensions: per-task EMA, stage memory ------------------------------------------
     def set_task(self, task_id: Hashable) -> None:
         """Declare the task of the coming optimizer step (per_task_ema); a no-op otherwise."""
         if not self.config.per_task_ema:
@@ -702,42 +491,10 @@ class ParameterIsolation:
             raise ValueError("end_stage() needs stage_memory=True")
         mem, _ = self._select(self.ema[None], self.config.memory_ratio, 1)
         if self._memory_set is not None:
-            mem = _union((mem, self._memory_set), self._device)
+            mem = union((mem, self._memory_set), self._device)
         self._memory_set = mem
-        self._replace(_union((self._current_global(), mem), self._device))
+        self._replace(union((self._current_global(), mem), self._device))
         return mem.numel()
-
-    # ---- 3) protection around optimizer.step() --------------------------------------------
-    @torch.no_grad()
-    def protect_before_step(self) -> None:
-        """final_delta/lr_scale: save the p*N isolated values; grad_zero: zero their gradient;
-        none: nothing (observe only)."""
-        mode = self.config.protect_mode
-        self._step_idx, self._saved = [], []
-        if mode == "none":
-            return
-        for flat, counts, active in self._groups:
-            parts = flat.long().split(counts)
-            self._step_idx += [(p, parts[j]) for p, j in active]
-        if mode == "grad_zero":
-            for p, i in self._step_idx:
-                if p.grad is not None:
-                    p.grad.put_(i, p.grad.new_zeros(()).expand(i.numel()))
-        else:
-            self._saved = [torch.take(p, i) for p, i in self._step_idx]
-
-    @torch.no_grad()
-    def restore_after_step(self) -> None:
-        """final_delta: write the saved values back bit-identically (cancels AdamW's whole delta,
-        weight decay included); lr_scale: keep only gamma times the delta on isolated entries."""
-        if self._saved:
-            if self.config.protect_mode == "lr_scale":
-                gamma = self.config.lr_scale_gamma
-                for (p, i), old in zip(self._step_idx, self._saved, strict=True):
-                    old.add_(torch.take(p, i).sub_(old), alpha=gamma)
-            for (p, i), old in zip(self._step_idx, self._saved, strict=True):
-                p.put_(i, old)
-        self._step_idx, self._saved = [], []
 
     # ---- checkpoints and accounting -------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -811,14 +568,6 @@ class ParameterIsolation:
         )
 
 
-def _union(sets: Iterable[Tensor], device: torch.device) -> Tensor:
-    """Sorted union of global index sets."""
-    sets = list(sets)
-    if not sets:
-        return torch.zeros(0, dtype=torch.long, device=device)
-    return sets[0] if len(sets) == 1 else torch.unique(torch.cat(sets))
-
-
 def _upgrade_v1(state: dict[str, Any]) -> dict[str, Any]:
     """Dense version-1 state (bool masks, int16 ages) -> the sparse version-2 layout."""
     masks = state["mask"]
@@ -851,121 +600,3 @@ def _upgrade_v1(state: dict[str, Any]) -> dict[str, Any]:
 def _salt(key: Hashable) -> int:
     # crc32, not hash(): str hashes differ between processes, and ranks must agree.
     return zlib.crc32(repr(key).encode())
-
-
-class IsolatingOptimizer(torch.optim.Optimizer):
-    """Wraps any torch optimizer so ``step()`` runs the EPI step around it.
-
-    ``step()``: accumulate the EMA from raw grads -> clip (``max_grad_norm``) -> maybe refresh M ->
-    protect -> inner step -> restore. Clip here, not before ``step()``, so the EMA sees unclipped
-    gradients. ``super().__init__`` is deliberately not called: param_groups and state are the inner
-    optimizer's (as in accelerate's ``AcceleratedOptimizer``), so LR schedulers, Trainer
-    checkpoints and ``load_state_dict`` all act on the inner optimizer.
-    """
-
-    def __init__(
-        self,
-        optimizer: torch.optim.Optimizer,
-        engine: ParameterIsolation,
-        max_grad_norm: float | None = None,
-        accumulate: bool = True,
-    ) -> None:
-        self.optimizer = optimizer
-        self.engine = engine
-        self.max_grad_norm = max_grad_norm
-        self.accumulate = accumulate  # False if the caller feeds engine.accumulate() itself
-        self.last_grad_norm: Tensor | None = None
-        self.last_refresh: dict[str, Any] | None = None
-
-    @property
-    def param_groups(self) -> list[dict[str, Any]]:
-        return self.optimizer.param_groups
-
-    @param_groups.setter
-    def param_groups(self, value: list[dict[str, Any]]) -> None:
-        self.optimizer.param_groups = value
-
-    @property
-    def state(self) -> Any:
-        return self.optimizer.state
-
-    @state.setter
-    def state(self, value: Any) -> None:
-        self.optimizer.state = value
-
-    @property
-    def defaults(self) -> dict[str, Any]:
-        return self.optimizer.defaults
-
-    @defaults.setter
-    def defaults(self, value: dict[str, Any]) -> None:
-        self.optimizer.defaults = value
-
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        if self.accumulate:
-            self.engine.accumulate()
-        if self.max_grad_norm:
-            params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
-            self.last_grad_norm = nn.utils.clip_grad_norm_(params, self.max_grad_norm)
-        stats = self.engine.maybe_refresh(optimizer=self.optimizer)
-        if stats is not None:
-            self.last_refresh = stats
-        self.engine.protect_before_step()
-        self.optimizer.step()
-        self.engine.restore_after_step()
-        return loss
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.optimizer.zero_grad(set_to_none=set_to_none)
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.optimizer.state_dict()
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state_dict)
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        self.optimizer.add_param_group(param_group)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return self.__dict__
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-
-    def __repr__(self) -> str:
-        return f"IsolatingOptimizer({self.optimizer!r}, p={self.engine.config.iso_ratio})"
-
-
-def build_isolating_optimizer(
-    model: nn.Module,
-    config: IsolationConfig | None = None,
-    args: Any = None,
-    *,
-    lr: float = 1e-3,
-    weight_decay: float = 0.0,
-    betas: tuple[float, float] = (0.9, 0.999),
-    adam_eps: float = 1e-8,
-    max_grad_norm: float | None = None,
-) -> IsolatingOptimizer:
-    """AdamW (no decay for <2-D tensors: biases, norms) wrapped with EPI over ``model``.
-
-    ``args``: anything with TrainingArguments' fields (learning_rate, weight_decay, adam_beta1,
-    adam_beta2, adam_epsilon, max_grad_norm); they override the keyword defaults.
-    """
-    if args is not None:
-        lr, weight_decay = args.learning_rate, args.weight_decay
-        betas, adam_eps = (args.adam_beta1, args.adam_beta2), args.adam_epsilon
-        max_grad_norm = args.max_grad_norm or None
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in trainable if p.ndim >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0},
-    ]
-    inner = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=betas, eps=adam_eps)
-    engine = ParameterIsolation(model, config)
-    return IsolatingOptimizer(inner, engine, max_grad_norm=max_grad_norm)

@@ -1,5 +1,5 @@
-"""Reading a Medical Segmentation Decathlon task folder (the synthetic sites and the real
-Task07_Pancreas alike) and checking its volumes before anything trains on them.
+"""Checking the volumes of a Medical Segmentation Decathlon task folder (the synthetic sites and
+the real Task07_Pancreas alike) before anything trains on them.
 
 A failed check is a ProjectError that names the file and the failed property (`field`)."""
 
@@ -11,40 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from components.common.io import ProjectError, read_json
+from components.common.io import ProjectError
+from components.common.msd import domain_cases
 from components.common.nifti import load_nifti
 
 ALLOWED_LABELS = (0, 1, 2)
 # image and label affines of real MSD files differ by float noise only
 AFFINE_ATOL = 1e-3
-
-
-def domain_cases(root: str | os.PathLike) -> list[dict[str, str]]:
-    """The labelled cases of one MSD task folder: [{"id", "image", "label"}], in listed order."""
-    root = Path(root)
-    manifest = root / "dataset.json"
-    dataset = read_json(manifest)
-    training = dataset.get("training") if isinstance(dataset, dict) else None
-    if not isinstance(training, list) or not training:
-        raise ProjectError("expected a non-empty `training` list", file=manifest, field="training")
-    cases = []
-    for index, entry in enumerate(training):
-        if not isinstance(entry, dict) or not {"image", "label"} <= set(entry):
-            raise ProjectError(
-                "each entry needs `image` and `label`", file=manifest, field=f"training.{index}"
-            )
-        image, label = (root / entry[key] for key in ("image", "label"))
-        for path in (image, label):
-            if not path.is_file():
-                raise ProjectError("listed in dataset.json but missing", file=path)
-        cases.append(
-            {
-                "id": Path(entry["image"]).name.split(".")[0],
-                "image": str(image),
-                "label": str(label),
-            }
-        )
-    return cases
 
 
 def check_volume(image_path: str | os.PathLike, label_path: str | os.PathLike) -> dict[str, Any]:
@@ -95,14 +68,3 @@ def check_domain(root: str | os.PathLike) -> list[dict[str, Any]]:
         {"id": case["id"], **check_volume(case["image"], case["label"])}
         for case in domain_cases(root)
     ]
-
-
-def read_domains(data_dir: str | os.PathLike) -> dict[str, Path]:
-    """The domain → task-folder map that ct_data_prep writes (`domains.json`); relative folders
-    are relative to `data_dir` (synthetic sites), absolute ones point at the user's data."""
-    data_dir = Path(data_dir)
-    manifest = data_dir / "domains.json"
-    domains = read_json(manifest)
-    if not isinstance(domains, dict) or not domains:
-        raise ProjectError("expected a mapping of domain name to folder", file=manifest)
-    return {name: data_dir / folder for name, folder in domains.items()}

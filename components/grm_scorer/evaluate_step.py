@@ -4,7 +4,10 @@ scorer's best-of-K and ranking quality; then `champion` moves to the registered 
 beats the current one.
 
 Both decoding phases run once over all questions (M direct samples, K CoT paths) and every route
-reads what it needs from them (gating.py), so routes differ only in their decisions."""
+reads what it needs from them (gating.py), so routes differ only in their decisions.
+
+    python -m components.grm_scorer evaluate --data data/reasoning --policy models/grm_policy \
+        --scorer models/grm_scorer --reports reports/grm/evaluate"""
 
 from __future__ import annotations
 
@@ -19,18 +22,19 @@ from typing import Any
 import mlflow
 import numpy as np
 
+from components.common.cli import step_main, step_parser
 from components.common.io import ProjectError, atomic_path, read_json, write_jsonl
 from components.common.models import load_causal_lm
 from components.common.params import Profile
 from components.common.plots import line_plot
 from components.common.repro import seed_everything
 from components.common.tracking import promote_if_better, step_run
-from components.data_prep import reasoning
+from components.grm_scorer import reasoning
 from components.grm_scorer.consensus import consensus
 from components.grm_scorer.cost import Sample, finite, summarize
 from components.grm_scorer.decode import cot_samples, direct_samples
 from components.grm_scorer.gating import ROUTES, Item, decide
-from components.grm_scorer.params import GrmParams
+from components.grm_scorer.params import GrmParams, GrmStep
 from components.grm_scorer.policy_step import paired_records
 from components.grm_scorer.scorer import Scorer, load_scorer
 from components.grm_scorer.scorer_step import cot_suffix_of
@@ -168,6 +172,45 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
+def frontier_rows(metrics: dict[str, float], tau_sweep: Sequence[float]) -> list[dict[str, Any]]:
+    """One row per swept tau: accuracy, tokens and CoT rate of the two gated routes."""
+    return [
+        {
+            "tau": t,
+            **{
+                f"{name}.{key}": metrics[f"sweep.{name}.tau{t:g}.{key}"]
+                for name in ("gated_vote", "egrm")
+                for key in ("accuracy", "tokens_per_item", "trigger_rate")
+            },
+        }
+        for t in tau_sweep
+    ]
+
+
+def write_reports(
+    report_dir: Path, items: Sequence[Item], metrics: dict[str, float], params: GrmParams
+) -> None:
+    """per_k.csv, frontier.csv and .png (logged to MLflow), and every item's answers and scores."""
+    tau_sweep = params.evaluate.tau_sweep
+    write_csv(report_dir / "per_k.csv", per_difficulty(items, params.gating.tau))
+    write_csv(report_dir / "frontier.csv", frontier_rows(metrics, tau_sweep))
+    write_jsonl(
+        report_dir / "items.jsonl",
+        [
+            {
+                "gold": item.gold,
+                "k": item.difficulty,
+                "direct": [s.answer for s in item.direct],
+                "cot": [s.answer for s in item.cot],
+                "scores": [round(s.score, 4) for s in item.cot],
+            }
+            for item in items
+        ],
+    )
+    png = frontier_plot(metrics, tau_sweep, report_dir / "frontier.png")
+    mlflow.log_artifact(str(png), artifact_path="plots")
+
+
 def run(
     params: GrmParams,
     profile: Profile,
@@ -190,36 +233,7 @@ def run(
                 f"unknown metric {settings.promote_metric!r}; have e.g. egrm.accuracy",
                 field="grm.evaluate.promote_metric",
             )
-        write_csv(report_dir / "per_k.csv", per_difficulty(items, params.gating.tau))
-        write_csv(
-            report_dir / "frontier.csv",
-            [
-                {
-                    "tau": t,
-                    **{
-                        f"{name}.{key}": metrics[f"sweep.{name}.tau{t:g}.{key}"]
-                        for name in ("gated_vote", "egrm")
-                        for key in ("accuracy", "tokens_per_item", "trigger_rate")
-                    },
-                }
-                for t in settings.tau_sweep
-            ],
-        )
-        write_jsonl(
-            report_dir / "items.jsonl",
-            [
-                {
-                    "gold": item.gold,
-                    "k": item.difficulty,
-                    "direct": [s.answer for s in item.direct],
-                    "cot": [s.answer for s in item.cot],
-                    "scores": [round(s.score, 4) for s in item.cot],
-                }
-                for item in items
-            ],
-        )
-        png = frontier_plot(metrics, settings.tau_sweep, report_dir / "frontier.png")
-        mlflow.log_artifact(str(png), artifact_path="plots")
+        write_reports(report_dir, items, metrics, params)
         value = metrics[settings.promote_metric]
         metrics = finite(metrics)
         mlflow.log_metrics(metrics)
@@ -237,3 +251,18 @@ def run(
             "grm_evaluate: %s", {k: v for k, v in metrics.items() if not k.startswith("sweep")}
         )
         return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = step_parser("components.grm_scorer evaluate", "Every route, the tau sweep, AUROC.")
+    parser.add_argument("--data", type=Path, default=Path("data/reasoning"))
+    parser.add_argument("--policy", type=Path, default=Path("models/grm_policy"))
+    parser.add_argument("--scorer", type=Path, default=Path("models/grm_scorer"))
+    parser.add_argument("--reports", type=Path, default=Path("reports/grm/evaluate"))
+    args = parser.parse_args(argv)
+    return step_main(
+        "grm_evaluate",
+        args,
+        GrmStep,
+        lambda p: run(p.grm, p.profile, args.data, args.policy, args.scorer, args.reports),
+    )

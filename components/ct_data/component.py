@@ -5,7 +5,7 @@ from components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def ct_data_prep_op(
+def ct_data_op(
     profile: str,
     params: dict,
     data: Output[Dataset],
@@ -18,7 +18,7 @@ def ct_data_prep_op(
     from components.common.kfp_outputs import log_step_metrics
     from components.common.params import validate_section
     from components.ct_data.params import CtDataParams
-    from components.data_prep.ct_step import run_ct
+    from components.ct_data.step import run
 
     section = validate_section(CtDataParams, params, "ct_data")
-    log_step_metrics(metrics, run_ct(section, profile, Path(data.path), Path(reports.path)))
+    log_step_metrics(metrics, run(section, profile, Path(data.path), Path(reports.path)))

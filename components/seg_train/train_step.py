@@ -1,6 +1,8 @@
 """seg_train: train the dual-task network (or, with its extra terms off, the plain one) on the
 training domains' cases, leaving the last `holdout_per_domain` of each for validation and the
-test domains untouched. Writes the model (state_dict + config.json) and the loss curve."""
+test domains untouched. Writes the model (state_dict + config.json) and the loss curve.
+
+CLI: `python -m components.seg_train train --params params.yaml [--set k=v]`."""
 
 from __future__ import annotations
 
@@ -12,13 +14,14 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
+from components.common.cli import step_main, step_parser
 from components.common.io import atomic_path
+from components.common.msd import read_domains
 from components.common.params import Profile
 from components.common.plots import line_plot
 from components.common.repro import seed_everything
 from components.common.tracking import step_run
-from components.data_prep.ct_volumes import read_domains
-from components.seg_train.params import SegTrainParams
+from components.seg_train.params import SegTrainParams, SegTrainStep
 from components.seg_train.train import save_model, split_cases, train
 
 log = logging.getLogger(__name__)
@@ -77,3 +80,19 @@ def run(
             "seg_train wrote %s: %s (%.2f s/iteration)", model_dir, metrics, seconds / len(history)
         )
         return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = step_parser(
+        "components.seg_train train", "Train the segmentation network on the training domains."
+    )
+    parser.add_argument("--data", type=Path, default=Path("data/ct"))
+    parser.add_argument("--out", type=Path, default=Path("models/seg"))
+    parser.add_argument("--reports", type=Path, default=Path("reports/seg/train"))
+    args = parser.parse_args(argv)
+    return step_main(
+        "seg_train",
+        args,
+        SegTrainStep,
+        lambda p: run(p.seg_train, p.profile, args.data, args.out, args.reports),
+    )

@@ -1,10 +1,11 @@
-"""The comparison report renders from results built on the simulated policy (no model)."""
+"""The E-GRM results page renders from results built on the simulated policy (no model)."""
 
-from components.grm_scorer.eval_step import route_metrics
-from components.grm_scorer.report import END, START, targets, write_report
+from components.grm_scorer.evaluate_step import route_metrics
+from experiments.egrm.report import targets, write_report
 from tests.unit.test_egrm_cost import ITEMS
 
 TAUS = (0.4, 0.8, 1.0)
+START, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
 def fake_results():
@@ -37,6 +38,7 @@ def test_report_renders_and_keeps_text_outside_the_markers(tmp_path):
     path = write_report(results, tmp_path)
     text = path.read_text()
     assert START in text and END in text and "E-GRM (gating + scorer)" in text
+    assert "sample std (ddof = 1)" in text  # the page says which spread it prints
     assert (tmp_path / "img" / "egrm_frontier.png").stat().st_size > 1000
     path.write_text("# Title\n\nmy notes\n\n" + text[text.index(START) :] + "\nafter\n")
     write_report(results, tmp_path)

@@ -4,8 +4,8 @@ layout (labels 0 background, 1 pancreas, 2 lesion).
 Each case is a phantom (body, fat, soft-tissue loops, liver- and kidney-like distractors with
 pancreas-like intensity, a curved pancreas with an optional duct, one lesion) rendered by one of
 three "scanners" that differ in contrast, noise, blur, bias field, slice thickness and in the
-lesion type their population shows (spec: ../shared/methods/dual_task_seg.md, synthetic
-validation). Anatomy is drawn per case; the domain shift is in the rendering and the lesion type."""
+lesion type their population shows. Anatomy is drawn per case; the domain shift is in the
+rendering and the lesion type."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from scipy import ndimage
 from components.common.io import atomic_path
 from components.common.nifti import save_nifti
 
-# HU window of the method: -100..240 maps to [0, 1]
+# the HU window the scanner effects act in (-100..240 maps to [0, 1]); the same as the default of
+# seg_train.hu_window, so the simulated contrast and noise land inside what the network sees
 HU_LOW, HU_HIGH = -100.0, 240.0
 LABELS = {"0": "background", "1": "pancreas", "2": "cancer"}
 # tissue codes of the phantom before rendering
@@ -77,49 +78,85 @@ def phantom(
     coords = np.meshgrid(
         *(np.arange(n) * s for n, s in zip(shape, spacing, strict=True)), indexing="ij"
     )
-    centre = size / 2
     tissue = np.full(shape, AIR, dtype=np.uint8)
+    body = _body(tissue, coords, size, rng)
+    curve = _pancreas_curve(size, rng)
+    pancreas = np.zeros(shape, bool)
+    for point, radius in zip(curve, _pancreas_radii(len(curve), rng), strict=True):
+        pancreas |= _ball(coords, point, np.full(3, radius))
+    near_pancreas = ndimage.binary_dilation(pancreas, iterations=2)
+    _organs(tissue, coords, curve, body, pancreas, near_pancreas, rng)
+    lesion = _lesion(coords, curve, near_pancreas, lesion_type, rng)
+    tissue[lesion] = LESION
+    if lesion_type == "C":
+        tissue[lesion & ~ndimage.binary_erosion(lesion)] = RIM
+    return tissue
+
+
+def _body(tissue: np.ndarray, coords: list, size: np.ndarray, rng) -> np.ndarray:
+    """Fat inside an elliptic body cross-section, with bowel-like soft-tissue loops."""
+    centre = size / 2
     body = ((coords[0] - centre[0]) / (0.46 * size[0])) ** 2 + (
         (coords[1] - centre[1]) / (0.38 * size[1])
     ) ** 2 <= 1
     tissue[body] = FAT
-    for _ in range(rng.integers(3, 6)):  # bowel-like soft-tissue loops
+    for _ in range(rng.integers(3, 6)):
         blob = centre + rng.uniform(-0.3, 0.3, 3) * size * (1, 1, 0.8)
         tissue[_ball(coords, blob, rng.uniform(3, 7, 3)) & body] = SOFT
+    return body
 
-    # pancreas: a tube along a quadratic Bezier curve, head (low x) thicker than tail
+
+def _pancreas_curve(size: np.ndarray, rng) -> np.ndarray:
+    """Points along a quadratic Bezier curve from the head (low x) to the tail."""
+    centre = size / 2
     head = centre + np.array([-0.28, 0.06, -0.05]) * size + rng.normal(0, 1.5, 3)
     tail = centre + np.array([0.28, -0.08, 0.05]) * size + rng.normal(0, 1.5, 3)
     bend = (head + tail) / 2 + np.array([0, rng.uniform(-0.15, 0.15) * size[1], 0])
-    n_samples = int(rng.integers(12, 21))
-    t = np.linspace(0, 1, n_samples)[:, None]
-    curve = (1 - t) ** 2 * head + 2 * (1 - t) * t * bend + t**2 * tail
-    radii = np.linspace(rng.uniform(4, 5), rng.uniform(3, 4), n_samples)
-    pancreas = np.zeros(shape, bool)
-    for point, radius in zip(curve, radii, strict=True):
-        pancreas |= _ball(coords, point, np.full(3, radius))
-    near_pancreas = ndimage.binary_dilation(pancreas, iterations=2)
+    t = np.linspace(0, 1, int(rng.integers(12, 21)))[:, None]
+    return (1 - t) ** 2 * head + 2 * (1 - t) * t * bend + t**2 * tail
 
-    # distractors with pancreas-like intensity, kept off the pancreas
-    liver = _ball(coords, head + np.array([-6, 10, 0]), np.array([12, 10, 16]))
-    kidney = _ball(coords, tail + np.array([2, 12, -2]), np.array([5, 6, 9]))
+
+def _pancreas_radii(n_samples: int, rng) -> np.ndarray:
+    """Tube radius along the curve: the head thicker than the tail."""
+    return np.linspace(rng.uniform(4, 5), rng.uniform(3, 4), n_samples)
+
+
+def _organs(
+    tissue: np.ndarray,
+    coords: list,
+    curve: np.ndarray,
+    body: np.ndarray,
+    pancreas: np.ndarray,
+    near_pancreas: np.ndarray,
+    rng,
+) -> None:
+    """Liver- and kidney-like distractors with pancreas-like intensity (kept off the pancreas),
+    the pancreas, and in half the cases a darker main duct (a hard negative for lesions)."""
+    liver = _ball(coords, curve[0] + np.array([-6, 10, 0]), np.array([12, 10, 16]))
+    kidney = _ball(coords, curve[-1] + np.array([2, 12, -2]), np.array([5, 6, 9]))
     tissue[liver & body & ~near_pancreas] = LIVER
     tissue[kidney & body & ~near_pancreas] = KIDNEY
     tissue[pancreas] = PANCREAS
-    if rng.random() < 0.5:  # a darker main duct, a hard negative for lesion detection
-        duct = np.zeros(shape, bool)
+    if rng.random() < 0.5:
+        duct = np.zeros(tissue.shape, bool)
         for point in curve[1:-1]:
             duct |= _ball(coords, point, np.array([1.2, 1.2, 1.2]))
         tissue[duct & pancreas] = DUCT
 
-    # the lesion sits on the centreline and may protrude up to 2 voxels beyond the pancreas
+
+def _lesion(
+    coords: list, curve: np.ndarray, near_pancreas: np.ndarray, lesion_type: str, rng
+) -> np.ndarray:
+    """A lesion on the centreline that may protrude up to 2 voxels beyond the pancreas: drawn
+    again (up to 20 times) until it has at least 20 voxels."""
+    n_samples = len(curve)
     for _ in range(20):
         middle = curve[int(rng.integers(n_samples // 4, 3 * n_samples // 4 + 1))]
         radius = rng.uniform(4, 8)
         if lesion_type == "H":
             lesion = _ball(coords, middle, radius * rng.uniform(0.8, 1.2, 3))
         elif lesion_type == "I":
-            lesion = np.zeros(shape, bool)
+            lesion = np.zeros(near_pancreas.shape, bool)
             for _ in range(rng.integers(2, 4)):
                 offset = rng.uniform(-0.5, 0.5, 3) * radius
                 lesion |= _ball(coords, middle + offset, np.full(3, radius * rng.uniform(0.4, 0.7)))
@@ -129,10 +166,7 @@ def phantom(
         lesion &= near_pancreas
         if lesion.sum() >= 20:
             break
-    tissue[lesion] = LESION
-    if lesion_type == "C":
-        tissue[lesion & ~ndimage.binary_erosion(lesion)] = RIM
-    return tissue
+    return lesion
 
 
 def labels_of(tissue: np.ndarray) -> np.ndarray:

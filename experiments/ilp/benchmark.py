@@ -1,17 +1,19 @@
 """The planted-cause benchmark, end to end, for several seeds:
 
-    python -m components.ilp_diagnosis.benchmark [--seeds 0 1 2] [--work .cache/ilp_benchmark]
+    python -m experiments.ilp.benchmark [--seeds 0 1 2] [--work .cache/ilp_benchmark]
 
 Per seed: planted data (data_prep) -> tiny base (pretrain) -> sequential SFT (finetune, method
 full) -> diagnosis (ilp_diagnosis step; the planted cause is split off before it) -> the
 interventions X1..X5 and their controls, each re-trained with the same recipe -> recovery matrix.
 Writes docs/results/ilp_benchmark.json, docs/results/img/ilp_*.png and the tables between the
-benchmark markers of docs/results/ilp.md."""
+benchmark markers of docs/results/ilp.md; every spread is `experiments.report.mean_std`'s sample
+std over seeds."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,20 +30,19 @@ from components.data_prep import step as data_prep
 from components.data_prep.params import DataPrepParams
 from components.epi_finetune import step as finetune
 from components.epi_finetune.params import FinetuneParams
-from components.ilp_diagnosis import mitigate, results_doc
+from components.ilp_diagnosis import mitigate
 from components.ilp_diagnosis import step as ilp_step
 from components.ilp_diagnosis.attribute import CAUSES
 from components.ilp_diagnosis.diagnose import detect_records, questions_for
 from components.ilp_diagnosis.params import IlpParams
 from components.pretrain import step as pretrain
 from components.pretrain.params import PretrainParams
+from experiments.ilp import report
+from experiments.ilp.report import INTERVENTIONS
+from experiments.report import mean_std
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
-INTERVENTIONS = ("X1", "X2", "ctrl_cpt", "X3r", "X3b", "X4", "X5", "ctrl_sft")
-TARGET = {"C1": "X1", "C2": "X2", "C3": "X3r", "C4": "X4", "C5": "X5"}
-CONTROL = {"X1": "ctrl_cpt", "X2": "ctrl_cpt", "X3r": "ctrl_sft", "X3b": "ctrl_sft"}
-CONTROL |= {"X4": "ctrl_sft", "X5": "ctrl_sft"}
 
 
 @dataclass(frozen=True)
@@ -169,20 +170,12 @@ def run_seed(cfg: BenchmarkConfig, seed: int, root: Path) -> dict[str, Any]:
     return result
 
 
-def interventions(
-    cfg: BenchmarkConfig,
-    seed: int,
-    work: Path,
-    data: Path,
-    base: Path,
-    records: list[dict],
-    rows: list[dict],
-) -> dict[str, dict[str, bool]]:
-    """intervention -> id -> unlearned after it (original records; X3r: its new labels)."""
-    clean = [{k: v for k, v in r.items() if k != "meta"} for r in records]
-    general = (data / "corpus.txt").read_text(encoding="utf-8").splitlines()
-    after: dict[str, dict[str, bool]] = {}
-
+def cpt_corpora(
+    cfg: BenchmarkConfig, seed: int, general: list[str], clean: list[dict], rows: list[dict]
+) -> dict[str, list[str]]:
+    """The continued-pretraining corpora, all of `cfg.cpt_lines` lines: X1 adds documents stating
+    the C1 records' facts, X2 those of the C2 records (their subjects' old facts dropped),
+    ctrl_cpt only general text."""
     c1, c2 = mitigate.diagnosed(rows, "C1"), mitigate.diagnosed(rows, "C2")
     corrected_subjects = [
         t.subject
@@ -190,7 +183,7 @@ def interventions(
         if r["id"] in c2
         for t in mitigate.facts.extract(r["prompt"], r["response"])
     ]
-    cpt_corpora = {
+    return {
         "X1": mitigate.cpt_mix(
             general,
             mitigate.fact_documents(clean, c1, planted.CORPUS_TEMPLATES, cfg.docs_per_fact),
@@ -208,7 +201,22 @@ def interventions(
         ),
         "ctrl_cpt": mitigate.cpt_mix(general, [], cfg.general_share, seed, size=cfg.cpt_lines),
     }
-    for name, lines in cpt_corpora.items():
+
+
+def interventions(
+    cfg: BenchmarkConfig,
+    seed: int,
+    work: Path,
+    data: Path,
+    base: Path,
+    records: list[dict],
+    rows: list[dict],
+) -> dict[str, dict[str, bool]]:
+    """intervention -> id -> unlearned after it (original records; X3r: its new labels)."""
+    clean = [{k: v for k, v in r.items() if k != "meta"} for r in records]
+    general = (data / "corpus.txt").read_text(encoding="utf-8").splitlines()
+    after: dict[str, dict[str, bool]] = {}
+    for name, lines in cpt_corpora(cfg, seed, general, clean, rows).items():
         cpt_dir = work / f"cpt_{name}"
         if (work / f"after_{name}.json").is_file():
             after[name] = read_json(work / f"after_{name}.json")
@@ -263,19 +271,23 @@ def recovery(results: Sequence[dict[str, Any]], by: str = "planted") -> dict[str
             for x in INTERVENTIONS:
                 if ids and x in result.get("after", {}):
                     table[cause][x].append(float(np.mean([not result["after"][x][i] for i in ids])))
+    spreads = {c: {x: spread(v) for x, v in row.items()} for c, row in table.items()}
     return {
-        "mean": {c: {x: _mean(v) for x, v in row.items()} for c, row in table.items()},
-        "std": {c: {x: _std(v) for x, v in row.items()} for c, row in table.items()},
+        "mean": {c: {x: s["mean"] for x, s in row.items()} for c, row in spreads.items()},
+        "std": {c: {x: s["std"] for x, s in row.items()} for c, row in spreads.items()},
         "unlearned_records": counts,
     }
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return float(np.mean(values)) if values else None
+def spread(values: Sequence[float]) -> dict[str, float | None]:
+    """Mean and sample std over seeds (`mean_std`); None where undefined (no value, or no std
+    of a single one), so the JSON holds no NaN."""
+    mean, std = mean_std(values)
+    return {"mean": _finite(mean), "std": _finite(std)}
 
 
-def _std(values: Sequence[float]) -> float | None:
-    return float(np.std(values)) if values else None
+def _finite(value: float) -> float | None:
+    return None if math.isnan(value) else value
 
 
 def aggregate(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -285,22 +297,14 @@ def aggregate(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
     confusion = np.sum([r["truth"]["confusion"]["matrix"] for r in results], axis=0).tolist()
     f1 = {c: [r["truth"]["per_cause"][c]["f1"] for r in results] for c in CAUSES}
+    macro_f1 = [r["truth"]["macro_f1"] for r in results]
     aggregate_ = {
         "seeds": [r["seed"] for r in results],
-        "unlearned_rate": {
-            "mean": float(np.mean([r["summary"]["unlearned_rate"] for r in results])),
-            "std": float(np.std([r["summary"]["unlearned_rate"] for r in results])),
-        },
-        "unlearned_rate_by_planted": {
-            g: {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v))} for g, v in rates.items()
-        },
+        "unlearned_rate": spread([r["summary"]["unlearned_rate"] for r in results]),
+        "unlearned_rate_by_planted": {g: spread(v) for g, v in rates.items()},
         "confusion": {**results[0]["truth"]["confusion"], "matrix": confusion},
-        "macro_f1": {
-            "mean": float(np.mean([r["truth"]["macro_f1"] for r in results])),
-            "std": float(np.std([r["truth"]["macro_f1"] for r in results])),
-            "per_seed": [r["truth"]["macro_f1"] for r in results],
-        },
-        "f1": {c: {"mean": float(np.mean(v)), "std": float(np.std(v))} for c, v in f1.items()},
+        "macro_f1": {**spread(macro_f1), "per_seed": macro_f1},
+        "f1": {c: spread(v) for c, v in f1.items()},
         "per_cause": [r["truth"]["per_cause"] for r in results],
         "cause_counts": [r["summary"]["cause_counts"] for r in results],
         "run_facts": [
@@ -318,7 +322,7 @@ def aggregate(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components.ilp_diagnosis.benchmark")
+    parser = argparse.ArgumentParser(prog="python -m experiments.ilp.benchmark")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--work", type=Path, help="default: .cache/ilp_benchmark[_VARIANT]")
     parser.add_argument(
@@ -351,8 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = aggregate(results)
     config = _config_dump(cfg)
     write_json(out / f"ilp_benchmark{suffix}.json", {"config": config, "aggregate": summary})
-    results_doc.write_benchmark_section(out, summary, variant)
-    print(results_doc.benchmark_tables(summary))
+    report.write_benchmark_section(out, summary, variant)
+    print(report.benchmark_tables(summary))
     return 0
 
 

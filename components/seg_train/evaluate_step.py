@@ -2,7 +2,7 @@
 PNG overlays, the model logged with mlflow.pytorch and registered as `pancreas-seg` (challenger),
 promoted to champion only on a better validation score.
 
-CLI: `python -m components.seg_train.evaluate --params params.yaml [--set k=v]`."""
+CLI: `python -m components.seg_train evaluate --params params.yaml [--set k=v]`."""
 
 from __future__ import annotations
 
@@ -15,15 +15,15 @@ import numpy as np
 
 from components.common.cli import step_main, step_parser
 from components.common.io import ProjectError, atomic_path, write_json
+from components.common.msd import read_domains
 from components.common.params import Profile
 from components.common.repro import seed_everything
 from components.common.tracking import register_and_promote, step_run
-from components.data_prep.ct_volumes import read_domains
 from components.seg_train.infer import predict_probability, segment
 from components.seg_train.metrics import METRICS, case_metrics, summarize
 from components.seg_train.network import DualTaskSegResNet
 from components.seg_train.overlays import overlay_figure
-from components.seg_train.params import SegTrainParams
+from components.seg_train.params import SegTrainParams, SegTrainStep
 from components.seg_train.train import load_model, split_cases
 from components.seg_train.transforms import eval_transforms
 
@@ -132,8 +132,10 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = step_parser("seg_evaluate")
-    parser.prog = "python -m components.seg_train.evaluate"
+    parser = step_parser(
+        "components.seg_train evaluate",
+        "Evaluate, register and maybe promote the segmentation model.",
+    )
     parser.add_argument("--data", type=Path, default=Path("data/ct"))
     parser.add_argument("--model", type=Path, default=Path("models/seg"))
     parser.add_argument("--reports", type=Path, default=Path("reports/seg/evaluate"))
@@ -141,9 +143,6 @@ def main(argv: list[str] | None = None) -> int:
     return step_main(
         "seg_evaluate",
         args,
+        SegTrainStep,
         lambda p: run(p.seg_train, p.profile, args.data, args.model, args.reports),
     )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

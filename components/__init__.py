@@ -1,0 +1,1 @@
+"""The pipeline steps, one package ("room") per step; shared code in components.common."""

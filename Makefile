@@ -12,7 +12,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help install repro test lint format compile images clean
 
-install: $(STAMP)
+install: $(STAMP) ## create .venv and install the pinned environment (the default target)
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,25 +28,27 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	touch $(STAMP)
 
-repro: install
+repro: install ## run the whole pipeline (dvc repro) on the small defaults
 	$(BIN)/dvc repro
-	$(BIN)/dvc metrics show
+# one line per stage against the demo targets, then reports/index.md (named on the last line);
+# `dvc metrics show` and `dvc plots show` still give every number and curve
+	$(BIN)/python -m pipelines.summary
 
-test: lint
+test: lint ## lint, then the whole test suite
 	$(BIN)/python -m pytest -q --durations=15
 
 # ruff, the import layering of pyproject.toml ([tool.importlinter]) and mypy on components/common
-lint: install
+lint: install ## ruff, ruff format --check, the import contracts, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 
-format: install
+format: install ## ruff --fix and ruff format, in place
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-compile: install
+compile: install ## compile the KFP pipelines to build/pipelines/*.yaml
 	$(BIN)/python -m pipelines.compile
 
 # The CPU, CUDA and MLflow images named in components/common/images.py (needs Docker). Set
@@ -54,10 +56,13 @@ compile: install
 image_setting = $(shell $(PYTHON) -c 'import components.common.images as i; print(i.$(1))')
 BUILD_ARGS = --build-arg VERSION=$(call image_setting,VERSION) --build-arg REVISION=$$(git rev-parse HEAD)
 
-images:
+images: ## build the CPU, CUDA and MLflow Docker images
 	docker build -f docker/Dockerfile -t $(call image_setting,CPU_IMAGE) $(BUILD_ARGS) .
 	docker build -f docker/Dockerfile.cuda -t $(call image_setting,GPU_IMAGE) $(BUILD_ARGS) .
 	docker build -f docker/Dockerfile.mlflow -t $(call image_setting,MLFLOW_IMAGE) $(BUILD_ARGS) .
 
-clean:
+clean: ## remove .venv and the local MLflow store
 	rm -rf $(VENV) mlflow.db mlruns mlartifacts
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /\1\t/' | expand -t 10

@@ -1,0 +1,1 @@
+"""Kubeflow pipelines of the steps, the whole params.yaml (params.py) and its check (check.py)."""

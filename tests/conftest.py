@@ -12,6 +12,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # The smallest settings that still run every step for real (used by DVC, KFP and step tests).
 TINY_OVERRIDES = [
+    # the whole 4-task world (params.yaml's demo trains two of its tasks)
+    "data_prep.tasks=[reverse, add, recall, fact_qa]",
     "data_prep.train_per_task={reverse: 24, add: 24, recall: 12, fact_qa: 24}",
     "data_prep.eval_per_task=6",
     "data_prep.n_entities=16",
@@ -71,6 +73,12 @@ def copy_repo(destination: Path) -> Path:
     ):
         subprocess.run(command, cwd=destination, check=True, env=env)
     return destination
+
+
+def venv_env(**extra: str) -> dict[str, str]:
+    """Make `python` in dvc.yaml's commands the interpreter running the tests."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **extra}
 
 
 def run_torchrun(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 240):

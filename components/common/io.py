@@ -33,14 +33,28 @@ class ProjectError(Exception):
         super().__init__(f"{where}: {message}" if where else message)
 
 
+def first_few(items: Iterable[object], limit: int = 10) -> str:
+    """`a; b; c` naming the first `limit` items, then how many more: one error line can report
+    every bad item of an input without growing without bound."""
+    named = [str(item) for item in items]
+    more = f"; and {len(named) - limit} more" if len(named) > limit else ""
+    return "; ".join(named[:limit]) + more
+
+
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read one JSON object per line; blank lines are skipped, anything else malformed raises."""
+    return [record for _, record in read_numbered_jsonl(path)]
+
+
+def read_numbered_jsonl(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a UTF-8 JSONL file (a BOM is allowed)."""
     path = Path(path)
     if not path.is_file():
         raise ProjectError("file not found", file=path)
     records = []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            line = _decode_utf8(raw, path, line_number)
             if not line.strip():
                 continue
             try:
@@ -51,8 +65,21 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
                 ) from None
             if not isinstance(record, dict):
                 raise ProjectError("expected a JSON object", file=path, line=line_number)
-            records.append(record)
+            records.append((line_number, record))
     return records
+
+
+def _decode_utf8(raw: bytes, path: Path, line_number: int) -> str:
+    # bytes, decoded line by line, so that a bad byte is reported at its line, not as a traceback
+    try:
+        return raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
+    except UnicodeDecodeError as error:
+        raise ProjectError(
+            f"not UTF-8 text (byte 0x{raw[error.start]:02x} at column {error.start + 1}); "
+            "save the file as UTF-8",
+            file=path,
+            line=line_number,
+        ) from None
 
 
 @contextlib.contextmanager

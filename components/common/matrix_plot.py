@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.common.plots import _save, plt
+from components.common.plots import _save, pyplot
 
 
 def matrix_plot(
@@ -24,7 +24,7 @@ def matrix_plot(
 ) -> Path:
     """One cell per (row, column), coloured by value and annotated; NaN cells are left blank."""
     values = np.asarray(matrix, dtype=float)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(cols), 1.0 + 0.6 * len(rows)))
+    fig, ax = pyplot().subplots(figsize=(1.0 + 0.9 * len(cols), 1.0 + 0.6 * len(rows)))
     finite = values[np.isfinite(values)]
     top = float(finite.max()) if finite.size else 1.0
     ax.imshow(np.nan_to_num(values, nan=0.0), cmap="Blues", vmin=0.0, vmax=max(top, 1e-9))

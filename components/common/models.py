@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import (
@@ -110,3 +111,15 @@ def render_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> str:
         messages = [{"role": "user", "content": prompt}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return prompt + "\n"
+
+
+def render_record_prompt(tokenizer: PreTrainedTokenizerBase, record: dict[str, Any]) -> str:
+    """`render_prompt` of an SFT record; a record with a conversation (`messages`, ending with the
+    response) renders every turn before the response through the chat template, its own system
+    turn included. Without a template, its `prompt` already is the plain `role: content` text."""
+    messages = record.get("messages")
+    if messages and tokenizer.chat_template:
+        return tokenizer.apply_chat_template(
+            messages[:-1], tokenize=False, add_generation_prompt=True
+        )
+    return render_prompt(tokenizer, record["prompt"])

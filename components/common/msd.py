@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from components.common.io import ProjectError, read_json
+from components.common.io import ProjectError, first_few, read_json
+
+LESION_LABEL = 2  # MSD Task07_Pancreas: 0 background, 1 pancreas, 2 lesion (cancer)
 
 
 def domain_cases(root: str | os.PathLike) -> list[dict[str, str]]:
@@ -25,9 +27,6 @@ def domain_cases(root: str | os.PathLike) -> list[dict[str, str]]:
                 "each entry needs `image` and `label`", file=manifest, field=f"training.{index}"
             )
         image, label = (root / entry[key] for key in ("image", "label"))
-        for path in (image, label):
-            if not path.is_file():
-                raise ProjectError("listed in dataset.json but missing", file=path)
         cases.append(
             {
                 "id": Path(entry["image"]).name.split(".")[0],
@@ -35,7 +34,40 @@ def domain_cases(root: str | os.PathLike) -> list[dict[str, str]]:
                 "label": str(label),
             }
         )
+    _require_listed_files(manifest, [Path(c[key]) for c in cases for key in ("image", "label")])
     return cases
+
+
+def _require_listed_files(manifest: Path, paths: list[Path]) -> None:
+    """Every missing file is named in one error."""
+    missing = [path for path in paths if not path.is_file()]
+    if len(missing) == 1:
+        raise ProjectError("listed in dataset.json but missing", file=missing[0])
+    if missing:
+        raise ProjectError(
+            f"{len(missing)} listed files are missing: {first_few(missing)}", file=manifest
+        )
+
+
+def require_lesions(cases_by_domain: dict[str, list[dict[str, str]]]) -> None:
+    """A lesion model needs lesion voxels (label 2) in the labels of every domain it trains on: a
+    domain without any (pancreas-only labels) would teach it that lesions do not exist. Reads
+    each domain's labels up to its first lesion; every domain without one is named in the error."""
+    # nibabel only here: the check stage imports this module and must start fast
+    from components.common.nifti import load_nifti
+
+    missing = [
+        name
+        for name, cases in cases_by_domain.items()
+        if not any((load_nifti(case["label"])[0] == LESION_LABEL).any() for case in cases)
+    ]
+    if missing:
+        raise ProjectError(
+            f"a lesion model, but no training label of domain(s) {', '.join(missing)} has a "
+            f"lesion voxel (value {LESION_LABEL}): set seg_train.target: pancreas, or train "
+            "on domains with lesion labels",
+            field="seg_train.target",
+        )
 
 
 def read_domains(data_dir: str | os.PathLike) -> dict[str, Path]:

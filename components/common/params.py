@@ -131,7 +131,11 @@ def read_params(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
     unknown = sorted(set(raw) - set(PROJECT_SECTIONS))
     if unknown:
         known = ", ".join(PROJECT_SECTIONS)
-        raise ProjectError(f"unknown section (known: {known})", file=path, field=unknown[0])
+        raise ProjectError(
+            f"unknown section (known: {known})",
+            file=_blamed_source(unknown[0], overrides, path),
+            field=unknown[0],
+        )
     return raw
 
 
@@ -141,28 +145,57 @@ def load_params(
     schema: type[ModelT],
 ) -> ModelT:
     """Read params.yaml, apply overrides, validate it once against `schema`."""
-    return validate_section(schema, read_params(path, overrides), source=path)
+    return validate_section(schema, read_params(path, overrides), path, overrides)
 
 
 def _apply_override(raw: dict[str, Any], assignment: str) -> None:
     key, sep, value = assignment.partition("=")
+    source = f"--set {assignment}"
     if not sep or not key:
-        raise ProjectError(f"override {assignment!r} is not key=value", field=key or None)
+        raise ProjectError("not key=value", file=source, field=key or None)
     *parents, leaf = key.split(".")
     node = raw
     for part in parents:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ProjectError(f"cannot set {key!r}: {part!r} is not a section", field=key)
-    node[leaf] = yaml.safe_load(value)
+            raise ProjectError(f"{part!r} is not a section", file=source, field=key)
+    try:
+        node[leaf] = yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or "not parseable"
+        raise ProjectError(f"invalid YAML value: {problem}", file=source, field=key) from None
 
 
-def validate_section(model: type[ModelT], raw: Any, source: str | os.PathLike) -> ModelT:
-    """Validate `raw` against `model`; the first failing key becomes a ProjectError."""
+def _blamed_source(
+    key: str | None, overrides: list[str] | tuple[str, ...], path: str | os.PathLike
+) -> str | os.PathLike:
+    """Where a bad `key` came from: the last `--set` on its path (it, a section above it or a
+    key below it), else the params file."""
+    if key is None:
+        return path
+    failing = key.split(".")
+    for assignment in reversed(overrides):
+        assigned = assignment.partition("=")[0].split(".")
+        depth = min(len(assigned), len(failing))
+        if assigned[:depth] == failing[:depth]:
+            return f"--set {assignment}"
+    return path
+
+
+def validate_section(
+    model: type[ModelT],
+    raw: Any,
+    source: str | os.PathLike,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> ModelT:
+    """Validate `raw` against `model`; the first failing key becomes a ProjectError, blamed on
+    the `--set` that wrote it if one did, else on `source`."""
     try:
         return model.model_validate(raw)
     except ValidationError as error:
         first = error.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or None
         more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-        raise ProjectError(first["msg"] + more, file=source, field=key) from None
+        raise ProjectError(
+            first["msg"] + more, file=_blamed_source(key, overrides, source), field=key
+        ) from None

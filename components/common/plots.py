@@ -5,20 +5,32 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
+from components.common.io import atomic_path
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+if TYPE_CHECKING:
+    from types import ModuleType
 
-from components.common.io import atomic_path  # noqa: E402
+    from matplotlib.figure import Figure
 
 
-def _save(fig: plt.Figure, path: str | os.PathLike) -> Path:
+def pyplot() -> ModuleType:
+    """`matplotlib.pyplot` on the Agg backend. matplotlib is imported at the first plot, not with
+    this module: it costs about half a second that a step's `--help` need not pay."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -31,7 +43,7 @@ def line_plot(
     ylabel: str,
 ) -> Path:
     """One line per named (x, y) series."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = pyplot().subplots(figsize=(6.4, 4.0))
     for label, (xs, ys) in series.items():
         if len(xs):
             ax.plot(xs, ys, label=label, marker="." if len(xs) < 40 else None)
@@ -45,7 +57,7 @@ def line_plot(
 def bar_plot(
     values: Mapping[str, float], path: str | os.PathLike, *, title: str, ylabel: str
 ) -> Path:
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = pyplot().subplots(figsize=(6.4, 4.0))
     names = list(values)
     bars = ax.bar(names, [values[name] for name in names], color="tab:blue")
     ax.bar_label(bars, fmt="%.2f")
@@ -65,7 +77,7 @@ def grouped_bar_plot(
     groups = list(values)
     members = list(dict.fromkeys(m for g in groups for m in values[g]))
     width = 0.8 / max(len(members), 1)
-    fig, ax = plt.subplots(figsize=(max(6.4, 1.2 * len(groups) * len(members) / 3), 4.2))
+    fig, ax = pyplot().subplots(figsize=(max(6.4, 1.2 * len(groups) * len(members) / 3), 4.2))
     for i, member in enumerate(members):
         xs = [g_index + (i - (len(members) - 1) / 2) * width for g_index in range(len(groups))]
         means = [values[g].get(member, (float("nan"), 0.0))[0] for g in groups]

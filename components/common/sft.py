@@ -1,5 +1,6 @@
-"""SFT examples as model inputs: the rendered prompt is masked out of the loss (labels -100), the
-response and EOS are learned. Shared by fine-tuning, evaluation and per-sample diagnostics."""
+"""SFT examples as model inputs: the rendered prompt (or, for a chat record, every turn before the
+last assistant turn) is masked out of the loss (labels -100), the response and EOS are learned.
+Shared by fine-tuning, evaluation and per-sample diagnostics."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
 
-from components.common.models import render_prompt
+from components.common.models import render_prompt, render_record_prompt
 
 IGNORE_INDEX = -100
 
@@ -17,7 +18,7 @@ IGNORE_INDEX = -100
 def encode_record(
     tokenizer: PreTrainedTokenizerBase, record: dict[str, Any], max_length: int
 ) -> dict[str, list[int]]:
-    prompt = tokenizer(render_prompt(tokenizer, record["prompt"]), add_special_tokens=False)
+    prompt = tokenizer(render_record_prompt(tokenizer, record), add_special_tokens=False)
     response = tokenizer(record["response"], add_special_tokens=False)
     prompt_ids = prompt["input_ids"]
     response_ids = response["input_ids"] + [tokenizer.eos_token_id]

@@ -8,18 +8,54 @@ import logging
 import os
 import subprocess
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mlflow
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
-from pydantic import BaseModel
+# MLflow is imported where a run starts or a model is registered, not here: importing it costs
+# about a second, and `--help`, a params error and `is_main_process` need none of it.
+if TYPE_CHECKING:
+    import mlflow
+    from mlflow.entities.model_registry import ModelVersion
+    from pydantic import BaseModel
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "mlops-methods"
 CHALLENGER, CHAMPION = "challenger", "champion"
 log = logging.getLogger(__name__)
+# MLflow's log lines a user of the pipeline cannot act on: the creation of a new SQLite store (the
+# first run of every clone, at INFO; alembic's migration lines MLflow already keeps at WARNING),
+# and its advice on how we log models: the segmentation network is pickled on purpose (pt2 would
+# fix its input size), the E-GRM scorer is a Python object, and our transformers models are built
+# locally (no hub model card, no license to look up). Every other warning still shows.
+MLFLOW_ADVICE = {
+    "mlflow.pytorch": ("Saving pytorch model by Pickle",),
+    "mlflow.pyfunc": ("Passing a Python object as `python_model`",),
+    "mlflow.transformers": (
+        "The model card could not be retrieved",
+        "Unable to find license information",
+    ),
+}
+
+
+class DropMessages(logging.Filter):
+    """Drops a logger's records whose message starts with one of `starts`."""
+
+    def __init__(self, starts: tuple[str, ...]) -> None:
+        super().__init__()
+        self.starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.starts)
+
+
+def quiet_mlflow_logs() -> None:
+    """Called on import. MLflow configures its top logger only, so these hold whether MLflow is
+    imported before or after."""
+    logging.getLogger("mlflow.store").setLevel(logging.WARNING)
+    for name, starts in MLFLOW_ADVICE.items():
+        logging.getLogger(name).addFilter(DropMessages(starts))
+
+
+quiet_mlflow_logs()
 
 
 def tracking_uri() -> str:
@@ -61,6 +97,8 @@ def step_run(
     if not is_main_process():
         yield None
         return
+    import mlflow
+
     mlflow.set_tracking_uri(tracking_uri())
     mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", DEFAULT_EXPERIMENT))
     tags = {"git_commit": git_commit(), "step": step, "profile": profile}
@@ -72,6 +110,9 @@ def step_run(
 
 def register(model_uri: str, name: str, tags: Mapping[str, Any] | None = None) -> ModelVersion:
     """Register `model_uri` as a new version of `name` and point `challenger` at it."""
+    import mlflow
+    from mlflow import MlflowClient
+
     client = MlflowClient(tracking_uri())
     version = mlflow.register_model(
         model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()}
@@ -85,6 +126,9 @@ def promote_if_better(
 ) -> bool:
     """Move `champion` to `version` if there is none yet or `value` beats the champion's metric
     (read from the champion version's `metric` tag). Returns whether it moved."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
     client = MlflowClient(tracking_uri())
     client.set_model_version_tag(name, version, metric, str(value))
     try:

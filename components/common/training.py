@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,11 @@ def training_arguments(output_dir: Path, **overrides: Any) -> TrainingArguments:
         remove_unused_columns=False,
         lr_scheduler_type="cosine",
         optim="adamw_torch",
-        disable_tqdm=os.environ.get("CI") == "true",
+        # a progress bar redrawn in a log file (dvc repro, CI, KFP) is one line per update; there,
+        # the Trainer prints its logging lines instead
+        disable_tqdm=os.environ.get("CI") == "true" or not sys.stderr.isatty(),
+        # pinned memory only speeds up copies to a GPU; without one torch warns on every loader
+        dataloader_pin_memory=torch.cuda.is_available(),
         # torchrun without a GPU: Accelerate only sets up DDP (gloo) on CPU when told to use it
         use_cpu=int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available(),
     )

@@ -7,35 +7,47 @@ result JSON is returned so the step can save and log it either way."""
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from components.common.io import ProjectError, write_json
+
+# GX, pandas and MLflow are imported by the functions that use them: GX alone costs seconds of
+# start-up that a step importing this module for its error or its types need not pay.
+if TYPE_CHECKING:
+    import great_expectations as gx
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # offline: no usage statistics
-
-import great_expectations as gx  # noqa: E402
-import mlflow  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from components.common.io import ProjectError, write_json  # noqa: E402
 
 RECORD_COLUMNS = ["line", "id", "task", "stage", "prompt", "response", "meta"]
 
 
 def sft_expectations(
-    tasks: Sequence[str], max_prompt: int, max_response: int
+    tasks: Sequence[str], max_prompt: int, max_response: int, section: str | None = None
 ) -> list[gx.expectations.Expectation]:
+    """The SFT record contract. With `section`, each limit's expectation names the params key that
+    sets it (`<section>.tasks`, `.max_prompt_chars`, `.max_response_chars`) in its error."""
+    import great_expectations as gx
+
     ex = gx.expectations
+
+    def key(name: str) -> dict[str, str]:
+        return {"param": f"{section}.{name}"} if section else {}
+
     return [
         ex.ExpectTableColumnsToMatchSet(column_set=RECORD_COLUMNS, exact_match=True),
         ex.ExpectTableRowCountToBeBetween(min_value=1),
         ex.ExpectColumnValuesToBeUnique(column="id"),
-        ex.ExpectColumnValuesToBeInSet(column="task", value_set=list(tasks)),
+        ex.ExpectColumnValuesToBeInSet(column="task", value_set=list(tasks), meta=key("tasks")),
         ex.ExpectColumnValuesToBeBetween(column="stage", min_value=0),
-        ex.ExpectColumnValueLengthsToBeBetween(column="prompt", min_value=1, max_value=max_prompt),
         ex.ExpectColumnValueLengthsToBeBetween(
-            column="response", min_value=1, max_value=max_response
+            column="prompt", min_value=1, max_value=max_prompt, meta=key("max_prompt_chars")
+        ),
+        ex.ExpectColumnValueLengthsToBeBetween(
+            column="response", min_value=1, max_value=max_response, meta=key("max_response_chars")
         ),
     ]
 
@@ -47,7 +59,13 @@ def validate_records(
     suite_name: str = "sft_records",
 ) -> dict[str, Any]:
     """Validate records (each with its source `line`); raise on failure, else return the result."""
+    import great_expectations as gx
+    import pandas as pd
+
     frame = pd.DataFrame(records, columns=RECORD_COLUMNS)
+    # GX sets this module's logger to INFO when it is imported, then logs the temporary folder of
+    # a docs site we never build on every ephemeral context
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     batch = context.data_sources.add_pandas("records").add_dataframe_asset("sft")
@@ -84,6 +102,8 @@ def validate_and_report(
         raise
     finally:
         write_json(report, payload)
+        import mlflow
+
         mlflow.log_artifact(str(report), artifact_path="validation")
 
 
@@ -94,14 +114,70 @@ class DataValidationError(ProjectError):
         self.payload = payload
         failures = [r for r in result.results if not r.success]
         first = failures[0]
-        kwargs = first.expectation_config.kwargs
-        field = kwargs.get("column")
+        field = first.expectation_config.kwargs.get("column")
+        line, description = _describe(first)
+        message = f"{description} ({first.expectation_config.type}"
         rows = first.result.get("unexpected_index_list") or []
-        line = int(rows[0]["line"]) if rows else None
+        message += f"; {len(rows)} row(s) in all)" if rows else ")"
         others = ", ".join(r.expectation_config.type for r in failures[1:])
-        message = f"failed {first.expectation_config.type}"
-        if rows:
-            message += f" (value {rows[0].get(field)!r}; {len(rows)} row(s) in all)"
         if others:
             message += f"; also failed: {others}"
         super().__init__(message, file=source, line=line, field=field)
+
+
+def _describe(failure: Any) -> tuple[int | None, str]:
+    """(line, what is wrong) for one failed expectation, with values shortened and the params key
+    of a limit named (from the expectation's `meta`)."""
+    config = failure.expectation_config
+    kind, kwargs = config.type, config.kwargs
+    field = kwargs.get("column")
+    limit = (config.meta or {}).get("param")
+    rows = failure.result.get("unexpected_index_list") or []
+    if kind == "expect_table_row_count_to_be_between":
+        count = failure.result.get("observed_value")
+        return None, "file is empty" if count == 0 else f"{count} records, too few"
+    if not rows:
+        return None, f"failed {kind}"
+    line, value = int(rows[0]["line"]), rows[0].get(field)
+    if kind == "expect_column_values_to_be_unique":
+        return _first_repeat(rows, field)
+    if kind == "expect_column_value_lengths_to_be_between" and isinstance(value, str):
+        if kwargs.get("max_value") is not None and len(value) > kwargs["max_value"]:
+            return (
+                line,
+                f"{len(value)} characters, over {limit or 'the limit'} = {kwargs['max_value']}",
+            )
+        return line, f"{len(value)} characters, under the minimum {kwargs.get('min_value')}"
+    if kind == "expect_column_values_to_be_in_set":
+        allowed = ", ".join(map(str, kwargs["value_set"]))
+        found = sorted({str(row.get(field)) for row in rows})
+        listed = ", ".join(_shorten(task, 20) for task in found[:5]) + (
+            ", ..." if found[5:] else ""
+        )
+        others = f" (all not in it: {listed})" if len(found) > 1 else ""
+        return (
+            line,
+            f"{field} {_shorten(value)} is not in {limit or 'the set'} = [{allowed}]{others}",
+        )
+    return line, f"value {_shorten(value)}"
+
+
+def _first_repeat(rows: list[dict[str, Any]], field: str) -> tuple[int, str]:
+    """The earliest line repeating an earlier row's value, and which line it repeats."""
+    first_line: dict[Any, int] = {}
+    for row in sorted(rows, key=lambda r: int(r["line"])):
+        value, line = row.get(field), int(row["line"])
+        if value in first_line:
+            return line, f"duplicate {field} {_shorten(value)} (first at line {first_line[value]})"
+        first_line[value] = line
+    return int(rows[0]["line"]), f"duplicate {field} {_shorten(rows[0].get(field))}"
+
+
+def _shorten(value: Any, limit: int = 60) -> str:
+    """repr(value), cut to `limit` characters with its full length named, so a huge value is never
+    echoed whole into a one-line error."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, str) else len(text)
+    return f"{text[:limit]}... ({size} characters)"

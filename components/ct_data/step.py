@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def run(params: CtDataParams, profile: Profile, out_dir: Path, report_dir: Path) -> dict[str, Any]:
-    seed_everything(params.seed)
+    seed_everything(params.seed, with_torch=False)  # NumPy and SciPy only
     with step_run("ct_data", profile, params), atomic_path(out_dir) as tmp:
         tmp.mkdir()
         if params.source == "synthetic":

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from components.common.io import ProjectError
+from components.common.io import ProjectError, first_few
 from components.common.msd import domain_cases
 from components.common.nifti import load_nifti
 
@@ -63,8 +63,20 @@ def check_volume(image_path: str | os.PathLike, label_path: str | os.PathLike) -
 
 
 def check_domain(root: str | os.PathLike) -> list[dict[str, Any]]:
-    """Check every case of one task folder; the first failure raises."""
-    return [
-        {"id": case["id"], **check_volume(case["image"], case["label"])}
-        for case in domain_cases(root)
-    ]
+    """Check every case of one task folder; the bad cases are all reported in one error."""
+    summaries, errors = [], []
+    for case in domain_cases(root):
+        try:
+            summaries.append({"id": case["id"], **check_volume(case["image"], case["label"])})
+        except ProjectError as error:
+            errors.append(error)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise several_bad_cases(Path(root), errors)
+    return summaries
+
+
+def several_bad_cases(root: Path, errors: list[ProjectError]) -> ProjectError:
+    """One line naming each bad case's file, property and problem."""
+    return ProjectError(f"{len(errors)} bad cases: {first_few(errors)}", file=root)

@@ -1,17 +1,23 @@
 """Build the SFT data: the synthetic LLM world (or the user's JSONL files), validated with Great
 Expectations, plus the tiny profile's tokenizer."""
 
-from pathlib import Path
+from typing import Any
 
-from components.common.cli import step_main, step_parser
+from components.common.cli import path_arguments, step_main, step_parser
 from components.data_prep.params import DataPrepStep
-from components.data_prep.step import run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = step_parser("components.data_prep", __doc__)
-    parser.add_argument("--out", type=Path, default=Path("data/prepared"))
-    parser.add_argument("--reports", type=Path, default=Path("reports/data_prep"))
+    parser = step_parser("components.data_prep", __doc__, DataPrepStep)
+    path_arguments(
+        parser,
+        "outputs",
+        out=(
+            "data/prepared",
+            "train/eval JSONL, the pretraining corpus and the tiny profile's tokenizer",
+        ),
+        reports=("reports/data_prep", "the Great Expectations result of every split"),
+    )
     args = parser.parse_args(argv)
     return step_main(
         "data_prep",
@@ -19,6 +25,14 @@ def main(argv: list[str] | None = None) -> int:
         DataPrepStep,
         lambda p: run(p.data_prep, p.profile, args.out, args.reports),
     )
+
+
+def run(*args: Any) -> dict[str, float]:
+    """`components.data_prep.step.run`, imported only once params are valid: `--help` and a params
+    error load none of the step's libraries (GX, MLflow, tokenizers)."""
+    from components.data_prep import step
+
+    return step.run(*args)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,6 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from transformers import AutoTokenizer
-
 from components.data_prep import world
 
 CAUSES = ("C1", "C2", "C3", "C4", "C5")
@@ -41,6 +39,9 @@ RAW_CHAT_TEMPLATE = "{{ messages[-1]['content'] }}"
 
 def use_raw_prompts(tokenizer_dir: str | os.PathLike) -> None:
     """Give a saved tokenizer the raw chat template (render_prompt then returns the prompt)."""
+    # imported here: transformers' Auto classes load torch, which data_prep never uses otherwise
+    from transformers import AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     tokenizer.chat_template = RAW_CHAT_TEMPLATE
     tokenizer.save_pretrained(str(tokenizer_dir))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from components.common.tracking import step_run
 from components.common.validation import sft_expectations, validate_and_report
 from components.data_prep import planted, world
 from components.data_prep.params import DataPrepParams
-from components.data_prep.records import load_user_records
+from components.data_prep.records import check_no_overlap, load_user_records
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +82,25 @@ def load_user_files(params: DataPrepParams) -> dict[str, tuple[str, list[dict]]]
 
 def hold_out(records: list[dict], params: DataPrepParams) -> tuple[list[dict], list[dict]]:
     """A deterministic eval slice of a single user file (at most eval_per_task, about 10 %)."""
-    shuffled = random.Random(params.seed).sample(records, len(records))
-    n_eval = min(params.eval_per_task, max(1, len(records) // 10))
-    return shuffled[n_eval:], shuffled[:n_eval]
+    counts = Counter((r["prompt"], r["response"]) for r in records)
+    # a repeated (prompt, response) stays in train: held out, it would be evaluated on training data
+    candidates = [r for r in records if counts[r["prompt"], r["response"]] == 1]
+    if not candidates:
+        raise ProjectError(
+            "every prompt and response is repeated, none can be held out for eval; "
+            "give an eval file in data_prep.user_eval",
+            file=params.user_train,
+        )
+    n_eval = min(params.eval_per_task, max(1, len(records) // 10), len(candidates))
+    evaluation = random.Random(params.seed).sample(candidates, n_eval)
+    held_out = {r["line"] for r in evaluation}
+    return [r for r in records if r["line"] not in held_out], evaluation
 
 
 def run(
     params: DataPrepParams, profile: Profile, out_dir: Path, report_dir: Path
 ) -> dict[str, Any]:
-    seed_everything(params.seed)
+    seed_everything(params.seed, with_torch=False)  # no torch here: tokenizers, GX, MLflow
     with step_run("data_prep", profile, params):
         if params.source == "user":
             datasets = load_user_files(params)
@@ -98,9 +109,9 @@ def run(
             train, evaluation, corpus = make(params)
             datasets = {"train": ("synthetic:train", train), "eval": ("synthetic:eval", evaluation)}
 
-        # validate whole files before any split, so e.g. duplicate ids cannot hide across splits
+        # validate whole files before the hold-out, so e.g. duplicate ids cannot hide across splits
         expectations = sft_expectations(
-            params.tasks, params.max_prompt_chars, params.max_response_chars
+            params.tasks, params.max_prompt_chars, params.max_response_chars, section="data_prep"
         )
         for split, (source, records) in datasets.items():
             validate_and_report(
@@ -116,6 +127,8 @@ def run(
                 raise ProjectError(
                     "no training records left after the eval hold-out", file=params.user_train
                 )
+            eval_file = params.user_eval or params.user_train
+            check_no_overlap(train, evaluation, str(params.user_train), str(eval_file))
             corpus = _texts(train)
 
         with atomic_path(out_dir) as tmp:

@@ -49,6 +49,7 @@ from components.epi_finetune.index_sets import (
     indices_to_mask,
     mask_to_indices,
     member,
+    put_at,
     union,
 )
 from components.epi_finetune.params import IsolationConfig
@@ -79,7 +80,7 @@ def reset_moments(
         for value in optimizer.state.get(p, {}).values():
             if torch.is_tensor(value) and value.shape == p.shape:
                 if sparse:
-                    value.put_(m.to(p.device, torch.long), value.new_zeros(()).expand(m.numel()))
+                    put_at(value, m.to(p.device, torch.long), value.new_zeros(()).expand(m.numel()))
                 else:
                     value.masked_fill_(m, 0)
 

@@ -7,6 +7,7 @@ is one sorted 1-D tensor and set operations cost a fixed number of kernels."""
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -16,6 +17,16 @@ from torch import Tensor
 def index_dtype(numel: int) -> torch.dtype:
     """The smallest dtype that indexes a tensor of ``numel`` entries (int32, else int64)."""
     return torch.int32 if numel < 2**31 else torch.int64
+
+
+def put_at(target: Tensor, indices: Tensor, values: Tensor) -> Tensor:
+    """``target.put_(indices, values)`` for an index set (flat indices, each at most once)."""
+    with warnings.catch_warnings():
+        # Under deterministic algorithms (common.repro) torch warns that put_ is not deterministic:
+        # with a repeated index, which write lands is undefined. An index set repeats none, so the
+        # result is deterministic and the warning says nothing a user could act on.
+        warnings.filterwarnings("ignore", "put_ does not have a deterministic", UserWarning)
+        return target.put_(indices, values)
 
 
 def mask_to_indices(mask: Tensor) -> Tensor:

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from components.epi_finetune.engine import ParameterIsolation
+from components.epi_finetune.index_sets import put_at
 from components.epi_finetune.params import IsolationConfig
 
 
@@ -93,7 +94,7 @@ class IsolatingOptimizer(torch.optim.Optimizer):
         if mode == "grad_zero":
             for p, i in self._protected:
                 if p.grad is not None:
-                    p.grad.put_(i, p.grad.new_zeros(()).expand(i.numel()))
+                    put_at(p.grad, i, p.grad.new_zeros(()).expand(i.numel()))
         else:
             self._saved = [torch.take(p, i) for p, i in self._protected]
 
@@ -107,7 +108,7 @@ class IsolatingOptimizer(torch.optim.Optimizer):
                 for (p, i), old in zip(self._protected, self._saved, strict=True):
                     old.add_(torch.take(p, i).sub_(old), alpha=gamma)
             for (p, i), old in zip(self._protected, self._saved, strict=True):
-                p.put_(i, old)
+                put_at(p, i, old)
         self._protected, self._saved = [], []
 
     def zero_grad(self, set_to_none: bool = True) -> None:

@@ -17,14 +17,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import mlflow
-
-from components.common.cli import step_main, step_parser
+from components.common.cli import path_arguments, step_main, step_parser
 from components.common.io import atomic_path, write_jsonl
-from components.common.models import render_prompt
 from components.common.params import Profile
 from components.common.repro import seed_everything
-from components.common.tokenizer import train_bpe_tokenizer
 from components.common.tracking import step_run
 from components.common.validation import validate_and_report
 from components.grm_scorer import reasoning
@@ -64,6 +60,12 @@ def build_splits(params: GrmDataParams) -> dict[str, list[dict[str, Any]]]:
 def run(
     params: GrmDataParams, profile: Profile, out_dir: Path, report_dir: Path
 ) -> dict[str, float]:
+    # MLflow, torch and transformers load here, once params are valid: `--help` needs none
+    import mlflow
+
+    from components.common.models import render_prompt
+    from components.common.tokenizer import train_bpe_tokenizer
+
     seed_everything(params.seed)
     with step_run("grm_data", profile, params):
         splits = build_splits(params)
@@ -109,9 +111,21 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = step_parser("components.grm_scorer data", "Write and validate the reasoning data.")
-    parser.add_argument("--out", type=Path, default=Path("data/reasoning"))
-    parser.add_argument("--reports", type=Path, default=Path("reports/grm/data"))
+    parser = step_parser(
+        "components.grm_scorer data",
+        "Write the digit-sum reasoning data (direct, step-by-step and judge targets) and validate "
+        "every split with Great Expectations.",
+        GrmDataStep,
+    )
+    path_arguments(
+        parser,
+        "outputs",
+        out=(
+            "data/reasoning",
+            "the digit-sum questions with direct, step-by-step and judge targets",
+        ),
+        reports=("reports/grm/data", "the Great Expectations result of every split"),
+    )
     args = parser.parse_args(argv)
     return step_main(
         "grm_data", args, GrmDataStep, lambda p: run(p.grm_data, p.profile, args.out, args.reports)

@@ -22,7 +22,7 @@ from typing import Any
 import mlflow
 import numpy as np
 
-from components.common.cli import step_main, step_parser
+from components.common.cli import path_arguments, step_main, step_parser
 from components.common.io import ProjectError, atomic_path, read_json, write_jsonl
 from components.common.models import load_causal_lm
 from components.common.params import Profile
@@ -254,11 +254,27 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = step_parser("components.grm_scorer evaluate", "Every route, the tau sweep, AUROC.")
-    parser.add_argument("--data", type=Path, default=Path("data/reasoning"))
-    parser.add_argument("--policy", type=Path, default=Path("models/grm_policy"))
-    parser.add_argument("--scorer", type=Path, default=Path("models/grm_scorer"))
-    parser.add_argument("--reports", type=Path, default=Path("reports/grm/evaluate"))
+    parser = step_parser(
+        "components.grm_scorer evaluate",
+        "Every route (always-direct, always-CoT with vote or scorer, gating, E-GRM), the tau "
+        "sweep and the consensus AUROC; move grm-scorer@champion on a better best-of-K.",
+        GrmStep,
+    )
+    path_arguments(
+        parser,
+        "inputs",
+        data=("data/reasoning", "grm_data's output: the reasoning questions"),
+        policy=("models/grm_policy", "grm_policy's output: the answering model"),
+        scorer=("models/grm_scorer", "grm_scorer's output: picks the best step-by-step path"),
+    )
+    path_arguments(
+        parser,
+        "outputs",
+        reports=(
+            "reports/grm/evaluate",
+            "accuracy and cost of every route and tau (per_k.csv, frontier.csv/png), items.jsonl",
+        ),
+    )
     args = parser.parse_args(argv)
     return step_main(
         "grm_evaluate",

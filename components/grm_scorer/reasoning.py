@@ -13,11 +13,12 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import great_expectations as gx
+from typing import TYPE_CHECKING, Any
 
 from components.common.validation import sft_expectations
+
+if TYPE_CHECKING:  # GX is imported where expectations are built: it costs seconds
+    import great_expectations as gx
 
 TASKS = ("arith_direct", "arith_cot", "judge_direct", "judge_cot")
 ANSWER_MARK, VERDICT_MARK = "A:", "V:"
@@ -174,6 +175,8 @@ def problem_of(record: dict[str, Any]) -> Problem:
 
 def reasoning_expectations(max_prompt: int, max_response: int) -> list[gx.expectations.Expectation]:
     """The SFT contract plus this benchmark's grammar (prompt and response formats)."""
+    import great_expectations as gx
+
     ex = gx.expectations
     return [
         *sft_expectations(TASKS, max_prompt, max_response),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import mlflow
 
-from components.common.cli import step_main, step_parser
+from components.common.cli import path_arguments, step_main, step_parser
 from components.common.io import atomic_path, write_json
 from components.common.models import load_causal_lm
 from components.common.params import Profile
@@ -130,11 +130,27 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = step_parser("components.grm_scorer scorer", "Train and register the scorer.")
-    parser.add_argument("--data", type=Path, default=Path("data/reasoning"))
-    parser.add_argument("--policy", type=Path, default=Path("models/grm_policy"))
-    parser.add_argument("--out", type=Path, default=Path("models/grm_scorer"))
-    parser.add_argument("--reports", type=Path, default=Path("reports/grm/scorer"))
+    parser = step_parser(
+        "components.grm_scorer scorer",
+        "Train the scorer of step-by-step paths sampled from the policy; log it as an MLflow "
+        "pyfunc and register grm-scorer@challenger.",
+        GrmStep,
+    )
+    path_arguments(
+        parser,
+        "inputs",
+        data=("data/reasoning", "grm_data's output: the reasoning questions"),
+        policy=("models/grm_policy", "grm_policy's output: samples the paths to score"),
+    )
+    path_arguments(
+        parser,
+        "outputs",
+        out=("models/grm_scorer", "the scorer (MLflow pyfunc scoring question, path rows)"),
+        reports=(
+            "reports/grm/scorer",
+            "the scorer's training history (history.csv, validation.png)",
+        ),
+    )
     args = parser.parse_args(argv)
     return step_main(
         "grm_scorer",

@@ -1,20 +1,27 @@
 """Diagnose what SFT failed to learn: detect unlearned records (MCQ + best-of-N) and attribute
 each to a cause."""
 
-from pathlib import Path
+from typing import Any
 
-from components.common.cli import step_main, step_parser
+from components.common.cli import path_arguments, step_main, step_parser
 from components.ilp_diagnosis.params import IlpStep
-from components.ilp_diagnosis.step import run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = step_parser("components.ilp_diagnosis", __doc__)
-    parser.add_argument("--data", type=Path, default=Path("data/prepared"))
-    parser.add_argument("--base", type=Path, default=Path("models/base"))
-    parser.add_argument("--sft", type=Path, default=Path("models/sft"))
-    parser.add_argument("--dynamics", type=Path, default=Path("reports/finetune/dynamics.csv"))
-    parser.add_argument("--reports", type=Path, default=Path("reports/ilp"))
+    parser = step_parser("components.ilp_diagnosis", __doc__, IlpStep)
+    path_arguments(
+        parser,
+        "inputs",
+        data=("data/prepared", "data_prep's output: the training records to diagnose"),
+        base=("models/base", "pretrain's output: the base model"),
+        sft=("models/sft", "finetune's output: the fine-tuned model"),
+        dynamics=("reports/finetune/dynamics.csv", "finetune's per-record loss trajectories"),
+    )
+    path_arguments(
+        parser,
+        "outputs",
+        reports=("reports/ilp", "diagnosis.jsonl (one row per record), summary.json and the plots"),
+    )
     args = parser.parse_args(argv)
     return step_main(
         "ilp_diagnosis",
@@ -24,6 +31,14 @@ def main(argv: list[str] | None = None) -> int:
             p.ilp_diagnosis, p.profile, args.data, args.base, args.sft, args.dynamics, args.reports
         ),
     )
+
+
+def run(*args: Any) -> dict[str, float]:
+    """`components.ilp_diagnosis.step.run`, imported only once params are valid: `--help` and a
+    params error load none of the step's libraries (torch, transformers, MLflow)."""
+    from components.ilp_diagnosis import step
+
+    return step.run(*args)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 has "pre-training knowledge" which later SFT can extract, conflict with or miss.
 
 For `smollm2` and `hf` the base is already pretrained: the step only materialises it in
-`out_dir` (same contract downstream, no training)."""
+`out_dir` (same contract downstream, no training) and notes its source in `report_dir/base.json`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from transformers import AutoModelForCausalLM, Trainer, default_data_collator
 
 from components.common.datasets import BlockDataset
-from components.common.io import atomic_path
+from components.common.io import atomic_path, write_json
 from components.common.models import base_model_source, build_tiny_model, load_tokenizer
 from components.common.params import ModelParams, Profile
 from components.common.repro import seed_everything
@@ -41,7 +41,10 @@ def run(
             tokenizer = load_tokenizer(source)
             _save(model, tokenizer, out_dir)
             mlflow.set_tag("pretrain", f"skipped: pretrained base from {source}")
-            return {"trained": 0.0, "parameters": float(model.num_parameters())}
+            summary = {"trained": 0.0, "parameters": float(model.num_parameters())}
+            # reports/pretrain is a declared DVC output: DVC fails a stage that leaves it missing
+            write_json(report_dir / "base.json", {"profile": profile, "source": source} | summary)
+            return summary
 
         tokenizer = load_tokenizer(data_dir / "tokenizer")
         lines = (data_dir / "corpus.txt").read_text(encoding="utf-8").splitlines()

@@ -5,4 +5,8 @@ metrics/seg_evaluate.json. A user's volume is segmented by `python -m components
 
 from components.common.cli import stage_main
 
-raise SystemExit(stage_main("seg_train", ("train", "evaluate")))
+STAGES = {
+    "train": "seg_train: train the dual-task network on the training domains",
+    "evaluate": "seg_evaluate: Dice, HD95 per domain; register, maybe move pancreas-seg@champion",
+}
+raise SystemExit(stage_main("seg_train", STAGES, description=__doc__))

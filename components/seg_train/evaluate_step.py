@@ -8,24 +8,23 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mlflow
 import numpy as np
 
-from components.common.cli import step_main, step_parser
+from components.common.cli import path_arguments, step_main, step_parser
 from components.common.io import ProjectError, atomic_path, write_json
 from components.common.msd import read_domains
 from components.common.params import Profile
 from components.common.repro import seed_everything
 from components.common.tracking import register_and_promote, step_run
-from components.seg_train.infer import predict_probability, segment
-from components.seg_train.metrics import METRICS, case_metrics, summarize
-from components.seg_train.network import DualTaskSegResNet
 from components.seg_train.overlays import overlay_figure
 from components.seg_train.params import SegTrainParams, SegTrainStep
-from components.seg_train.train import load_model, split_cases
-from components.seg_train.transforms import eval_transforms
+
+# torch, MONAI and MLflow are imported by the functions that use them, so that `--help` and a
+# params error are instant
+if TYPE_CHECKING:
+    from components.seg_train.network import DualTaskSegResNet
 
 # what the registered model needs at serving time; listing it skips MLflow's slow inference
 MODEL_REQUIREMENTS = ["torch==2.13.0", "monai==1.6.1", "nibabel==5.4.2"]
@@ -33,6 +32,8 @@ MODEL_REQUIREMENTS = ["torch==2.13.0", "monai==1.6.1", "nibabel==5.4.2"]
 
 def evaluation_cases(params: SegTrainParams, data_dir: Path) -> list[dict]:
     """Validation (held-out cases of the training domains) and test (of the held-out domains)."""
+    from components.seg_train.train import split_cases
+
     domains = read_domains(data_dir)
     n = params.holdout_per_domain
     _, val = split_cases(domains, params.train_domains, n, "seg_train.train_domains")
@@ -45,6 +46,10 @@ def evaluate_cases(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Per-case metric rows, and (image, label, prediction) of the first `keep` cases of each
     domain for overlays."""
+    from components.seg_train.infer import predict_probability, segment
+    from components.seg_train.metrics import case_metrics
+    from components.seg_train.transforms import eval_transforms
+
     transforms = eval_transforms(params, model.divisor)
     rows, examples = [], []
     for case in cases:
@@ -79,6 +84,8 @@ def evaluate_cases(
 
 
 def write_case_table(rows: list[dict], path: Path) -> None:
+    from components.seg_train.metrics import METRICS
+
     with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["id", "domain", "split", *METRICS])
         writer.writeheader()
@@ -88,6 +95,11 @@ def write_case_table(rows: list[dict], path: Path) -> None:
 def run(
     params: SegTrainParams, profile: Profile, data_dir: Path, model_dir: Path, report_dir: Path
 ) -> dict[str, float]:
+    import mlflow
+
+    from components.seg_train.metrics import summarize
+    from components.seg_train.train import load_model
+
     seed_everything(params.seed)
     with step_run("seg_evaluate", profile, params):
         model = load_model(model_dir)
@@ -135,10 +147,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = step_parser(
         "components.seg_train evaluate",
         "Evaluate, register and maybe promote the segmentation model.",
+        SegTrainStep,
     )
-    parser.add_argument("--data", type=Path, default=Path("data/ct"))
-    parser.add_argument("--model", type=Path, default=Path("models/seg"))
-    parser.add_argument("--reports", type=Path, default=Path("reports/seg/evaluate"))
+    path_arguments(
+        parser,
+        "inputs",
+        data=("data/ct", "ct_data's output: the CT volumes per domain"),
+        model=("models/seg", "seg_train's output: the network to evaluate and register"),
+    )
+    path_arguments(
+        parser,
+        "outputs",
+        reports=(
+            "reports/seg/evaluate",
+            "cases.csv (Dice, HD95, precision, recall per case), summary.json, overlays",
+        ),
+    )
     args = parser.parse_args(argv)
     return step_main(
         "seg_evaluate",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.common.plots import _save, plt
+from components.common.plots import _save, pyplot
 
 
 def lesion_slice(mask: np.ndarray) -> int:
@@ -22,7 +22,7 @@ def overlay_figure(rows: Sequence[dict], path: str | os.PathLike, title: str) ->
     """One row per case: {"name", "image": (X, Y, Z), "masks": {column title: (X, Y, Z)}}; the
     slice is chosen on the first mask (the label)."""
     n_columns = 1 + max(len(row["masks"]) for row in rows)
-    fig, axes = plt.subplots(
+    fig, axes = pyplot().subplots(
         len(rows), n_columns, figsize=(2.2 * n_columns, 1.6 * len(rows) + 0.5), squeeze=False
     )
     for ax_row, row in zip(axes, rows, strict=True):

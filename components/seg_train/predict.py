@@ -21,6 +21,7 @@ import numpy as np
 from monai.data import MetaTensor
 from monai.transforms import Invertd
 
+from components.common.cli import HelpFormatter
 from components.common.io import ProjectError
 from components.common.nifti import load_nifti, save_nifti
 from components.seg_train.infer import predict_probability, segment
@@ -30,6 +31,7 @@ from components.seg_train.train import load_model
 from components.seg_train.transforms import predict_transforms
 
 log = logging.getLogger(__name__)
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 def load_any(source: str) -> DualTaskSegResNet:
@@ -39,8 +41,19 @@ def load_any(source: str) -> DualTaskSegResNet:
     if ":/" not in source:
         raise ProjectError("not a model folder or an MLflow model URI", file=source)
     import mlflow  # only this path needs it
+    from mlflow.exceptions import MlflowException
 
-    return mlflow.pytorch.load_model(source).eval()
+    try:
+        return mlflow.pytorch.load_model(source).eval()
+    except MlflowException as error:
+        message = str(error).strip().splitlines()[0]
+        raise ProjectError(f"cannot load the model: {message}", file=source) from None
+
+
+def check_output_path(out_path: Path) -> None:
+    """nibabel picks the file format by suffix: refuse a non-NIfTI name before any work."""
+    if not out_path.name.endswith(NIFTI_SUFFIXES):
+        raise ProjectError("must end in .nii or .nii.gz", file=out_path, field="--out")
 
 
 def check_input(image_path: Path, pancreas_path: Path | None) -> None:
@@ -98,14 +111,37 @@ def predict_file(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components.seg_train.predict")
-    parser.add_argument("--model", required=True, help="seg_train folder or MLflow model URI")
-    parser.add_argument("--image", type=Path, required=True, help="CT volume (NIfTI, HU)")
-    parser.add_argument("--out", type=Path, required=True, help="output mask (NIfTI)")
-    parser.add_argument("--pancreas", type=Path, default=None, help="pancreas mask: sets the ROI")
+    parser = argparse.ArgumentParser(
+        prog="python -m components.seg_train.predict",
+        description=__doc__,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="a seg_train output folder (models/seg) or an MLflow model URI "
+        "(models:/pancreas-seg@champion, runs:/<run id>/model)",
+    )
+    parser.add_argument(
+        "--image", type=Path, required=True, help="input: the CT volume (NIfTI, in HU)"
+    )
+    parser.add_argument(
+        "--pancreas",
+        type=Path,
+        default=None,
+        help="input: a pancreas (or MSD label) mask on the image's grid; inference is restricted "
+        "to its box",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output: the binary mask on the image's grid (.nii or .nii.gz)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
+        check_output_path(args.out)
         counts = predict_file(load_any(args.model), args.image, args.out, args.pancreas)
     except ProjectError as error:
         print(f"error: {error}", file=sys.stderr)

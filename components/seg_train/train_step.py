@@ -11,18 +11,16 @@ import logging
 import time
 from pathlib import Path
 
-import mlflow
 import numpy as np
 
-from components.common.cli import step_main, step_parser
+from components.common.cli import path_arguments, step_main, step_parser
 from components.common.io import atomic_path
-from components.common.msd import read_domains
+from components.common.msd import read_domains, require_lesions
 from components.common.params import Profile
 from components.common.plots import line_plot
 from components.common.repro import seed_everything
 from components.common.tracking import step_run
 from components.seg_train.params import SegTrainParams, SegTrainStep
-from components.seg_train.train import save_model, split_cases, train
 
 log = logging.getLogger(__name__)
 TERMS = ("loss", "seg", "sdf", "reciprocal", "consistency", "contrastive")
@@ -44,15 +42,33 @@ def write_history(history: list[dict[str, float]], report_dir: Path) -> Path:
     )
 
 
+def training_cases(params: SegTrainParams, data_dir: Path) -> list[dict]:
+    """The training domains' cases less the held-out ones; a lesion model needs lesions in each
+    domain's (checked before any MLflow run is opened)."""
+    from components.seg_train.train import split_cases  # torch and MONAI: see run
+
+    domains = read_domains(data_dir)
+    cases, _ = split_cases(
+        domains, params.train_domains, params.holdout_per_domain, "seg_train.train_domains"
+    )
+    if params.target == "lesion":
+        require_lesions(
+            {name: [c for c in cases if c["domain"] == name] for name in params.train_domains}
+        )
+    return cases
+
+
 def run(
     params: SegTrainParams, profile: Profile, data_dir: Path, model_dir: Path, report_dir: Path
 ) -> dict[str, float]:
+    # MLflow, torch and MONAI load here, once params are valid: `--help` needs none of them
+    import mlflow
+
+    from components.seg_train.train import save_model, train
+
     seed_everything(params.seed)
+    cases = training_cases(params, data_dir)
     with step_run("seg_train", profile, params):
-        domains = read_domains(data_dir)
-        cases, _ = split_cases(
-            domains, params.train_domains, params.holdout_per_domain, "seg_train.train_domains"
-        )
         started = time.perf_counter()
         model, history = train(
             params,
@@ -84,11 +100,19 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     parser = step_parser(
-        "components.seg_train train", "Train the segmentation network on the training domains."
+        "components.seg_train train",
+        "Train the segmentation network on the training domains.",
+        SegTrainStep,
     )
-    parser.add_argument("--data", type=Path, default=Path("data/ct"))
-    parser.add_argument("--out", type=Path, default=Path("models/seg"))
-    parser.add_argument("--reports", type=Path, default=Path("reports/seg/train"))
+    path_arguments(
+        parser, "inputs", data=("data/ct", "ct_data's output: the CT volumes per domain")
+    )
+    path_arguments(
+        parser,
+        "outputs",
+        out=("models/seg", "the network's state_dict and config"),
+        reports=("reports/seg/train", "the loss curve (loss.csv, loss.png)"),
+    )
     args = parser.parse_args(argv)
     return step_main(
         "seg_train",

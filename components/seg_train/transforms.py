@@ -100,7 +100,9 @@ def preprocess(
     chain: list[MapTransform] = [
         LoadImaged(keys=list(keys), image_only=True),
         EnsureChannelFirstd(keys=list(keys)),
-        Orientationd(keys=list(keys), axcodes="RAS"),
+        # labels spelled out (MONAI's current default): left to the default, MONAI warns on every
+        # run that the default will change
+        Orientationd(keys=list(keys), axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S"))),
     ]
     if spacing is not None:
         chain.append(Spacingd(keys=list(keys), pixdim=tuple(spacing), mode=modes))

@@ -56,6 +56,8 @@ COMPARE_OVERRIDES = [
     # more often than its direct answers are wrong, the reverse of the regime E-GRM targets
     "grm.policy.tiny={hidden_size: 96, intermediate_size: 192, num_hidden_layers: 3, "
     "num_attention_heads: 4, max_position_embeddings: 128}",
+    # params.yaml's demo draws 2-4 terms (bench/demo_sweep.py); the comparison keeps its own 2-7
+    "grm_data.max_terms=7",
     "grm_data.train_questions=5000",
     "grm_data.scorer_questions=400",
     "grm_data.eval_questions=300",

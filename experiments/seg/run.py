@@ -37,6 +37,8 @@ from pipelines.params import load_project_params
 
 log = logging.getLogger(__name__)
 DOMAINS = ("A", "B", "C")
+# The study's own seg_train settings where params.yaml's demo values (bench/demo_sweep.py) differ
+STUDY_SEG_TRAIN: dict[str, Any] = {"target": "lesion"}
 # the ablation ladder, each rung adding one part of the objective (cumulative)
 RUNGS: dict[str, dict[str, Any]] = {
     "plain": {"sdf": 0, "reciprocal": 0, "views": False, "consistency": 0, "contrastive": 0},
@@ -178,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     project = load_project_params(args.params)
     data = CtDataParams(cases_per_domain=args.cases_per_domain, shape=tuple(args.shape))
     benchmark_data(args.data, data)
-    base = project.seg_train.model_copy(update={"iterations": args.iterations})
+    base = project.seg_train.model_copy(update={**STUDY_SEG_TRAIN, "iterations": args.iterations})
     done = finished_runs(args.runs)
     jobs = plan(args, base, done)
     log.info("%d runs to do, %d already in %s", len(jobs), len(done), args.runs)

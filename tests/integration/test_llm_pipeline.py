@@ -2,7 +2,6 @@
 KFP pipeline under kfp.local.SubprocessRunner; both register `sft-model` in MLflow."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,15 +11,9 @@ import yaml
 from mlflow import MlflowClient
 
 from pipelines.params import load_project_params
-from tests.conftest import TINY_OVERRIDES, copy_repo
+from tests.conftest import TINY_OVERRIDES, copy_repo, venv_env
 
 pytestmark = pytest.mark.integration
-
-
-def venv_env(**extra: str) -> dict[str, str]:
-    """Make `python` in dvc.yaml's commands the interpreter running the tests."""
-    bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **extra}
 
 
 # The LLM slice of dvc.yaml (the segmentation and reward stages have their own tests).

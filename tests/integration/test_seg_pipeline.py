@@ -16,7 +16,7 @@ from components.seg_train import evaluate_step, predict, train_step
 from components.seg_train.params import SegTrainParams
 from pipelines.params import load_project_params
 from tests.conftest import REPO_ROOT
-from tests.unit.test_seg_data import write_tiny_task
+from tests.ct_volumes import write_tiny_task
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,16 @@ def test_every_stage_depends_on_exactly_the_code_it_imports():
 
 
 def test_no_stage_depends_on_the_studies_or_the_pipelines():
-    for deps in code_deps_by_stage().values():
-        assert not [d for d in deps if d.startswith(("experiments", "pipelines"))]
+    """Except the check stage, which validates the whole params.yaml (pipelines.params)."""
+    for stage, deps in code_deps_by_stage().items():
+        layers = ("experiments",) if stage == "check" else ("experiments", "pipelines")
+        assert not [d for d in deps if d.startswith(layers)], stage
+
+
+def test_the_check_stage_runs_pipelines_check_without_the_steps():
+    deps = code_deps_by_stage()["check"]
+    assert {"pipelines/check.py", "pipelines/params.py"} <= set(deps)
+    assert not [d for d in deps if d.endswith(("step.py", "__main__.py"))]
 
 
 def test_a_multi_stage_room_is_entered_through_the_stage_module_only():

@@ -1,6 +1,6 @@
 import pytest
 
-from components.common.io import ProjectError, atomic_path, read_jsonl, write_jsonl
+from components.common.io import ProjectError, atomic_path, first_few, read_jsonl, write_jsonl
 
 
 def test_read_jsonl_names_the_malformed_line(tmp_path):
@@ -41,3 +41,8 @@ def test_write_read_roundtrip(tmp_path):
     records = [{"id": "a", "x": [1, 2]}, {"id": "b", "x": "é"}]
     write_jsonl(tmp_path / "r.jsonl", records)
     assert read_jsonl(tmp_path / "r.jsonl") == records
+
+
+def test_first_few_names_ten_items_and_counts_the_rest():
+    assert first_few(["a", "b"]) == "a; b"
+    assert first_few(range(12)) == "0; 1; 2; 3; 4; 5; 6; 7; 8; 9; and 2 more"

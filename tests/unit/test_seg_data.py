@@ -1,46 +1,21 @@
 """CT data: the MSD-layout loader, volume checks naming the bad file, the synthetic scanners, the
-HU window of preprocessing, and the segmentation params' validation. `write_tiny_task` is shared
-with the integration tests."""
+HU window of preprocessing, and the segmentation params' validation."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from components.common.io import ProjectError
-from components.common.msd import domain_cases
+from components.common.io import ProjectError, write_json
+from components.common.msd import domain_cases, require_lesions
 from components.common.nifti import save_nifti
 from components.ct_data.synth import SCANNERS, make_case, write_domain
 from components.ct_data.volumes import check_domain, check_volume
+from components.seg_train import train_step
 from components.seg_train.params import SegTrainParams
 from components.seg_train.transforms import eval_transforms
 from pipelines.params import load_project_params
-
-
-def tiny_case(seed: int, contrast: float = 60.0, size: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """A 16³ case: pancreas ellipsoid (label 1) with a darker lesion ball (label 2) in fat."""
-    rng = np.random.default_rng(seed)
-    offset = np.indices((size,) * 3) - (size / 2 + rng.uniform(-1, 1, 3))[:, None, None, None]
-    pancreas = (offset**2 / np.array([36.0, 9.0, 9.0])[:, None, None, None]).sum(0) <= 1
-    lesion = (offset**2).sum(0) <= 2.5**2
-    label = np.where(lesion, 2, np.where(pancreas, 1, 0)).astype(np.uint8)
-    hu = np.choose(label, [-100.0, 110.0, 110.0 - contrast]) + rng.normal(0, 10, label.shape)
-    return hu.astype(np.int16), label
-
-
-def write_tiny_task(root: Path, n_cases: int = 3, contrast: float = 60.0, seed: int = 0) -> Path:
-    """An MSD task folder of 16³ cases (spacing 1 × 1 × 2 mm)."""
-    affine = np.diag([1.0, 1.0, 2.0, 1.0])
-    training = []
-    for index in range(n_cases):
-        image, label = tiny_case(seed * 100 + index, contrast)
-        name = f"case_{index:03d}.nii.gz"
-        save_nifti(root / "imagesTr" / name, image, affine)
-        save_nifti(root / "labelsTr" / name, label, affine)
-        training.append({"image": f"./imagesTr/{name}", "label": f"./labelsTr/{name}"})
-    (root / "dataset.json").write_text(json.dumps({"training": training, "test": []}))
-    return root
+from tests.ct_volumes import tiny_case, write_tiny_task
 
 
 def test_loader_reads_the_msd_layout_and_checks_pass(tmp_path):
@@ -84,12 +59,47 @@ def test_bad_volume_fails_with_the_file_named(tmp_path, what):
     assert str(path) in str(error.value)
 
 
+def test_every_bad_case_of_a_folder_is_named_in_one_error(tmp_path):
+    root = write_tiny_task(tmp_path / "Task", n_cases=3)
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    _, label = tiny_case(0)
+    for index in (0, 2):
+        save_nifti(root / f"labelsTr/case_00{index}.nii.gz", label[:, :, :15], affine)
+    with pytest.raises(ProjectError) as error:
+        check_domain(root)
+    message = str(error.value)
+    assert error.value.file == root and message.startswith(f"{root}: 2 bad cases: ")
+    assert "case_000.nii.gz [shape]" in message and "case_002.nii.gz [shape]" in message
+    assert "case_001" not in message and "\n" not in message
+
+
+def test_a_lesion_model_on_labels_without_lesions_fails_naming_the_domains(tmp_path, mlflow_uri):
+    data = tmp_path / "ct"
+    write_tiny_task(data / "A", seed=0, lesions=False)
+    write_tiny_task(data / "B", seed=1)
+    write_tiny_task(data / "C", seed=2, lesions=False)
+    write_json(data / "domains.json", {name: name for name in "ABC"})
+    params = SegTrainParams(train_domains=("A", "B", "C"), test_domains=(), holdout_per_domain=1)
+    model_dir = tmp_path / "models/seg"
+    with pytest.raises(ProjectError, match=r"domain\(s\) A, C has a lesion voxel") as error:
+        train_step.run(params, "tiny", data, model_dir, tmp_path / "reports")
+    assert error.value.field == "seg_train.target" and not model_dir.exists()
+    require_lesions({"B": domain_cases(data / "B")})  # a domain with lesions passes
+
+
 def test_missing_listed_file_and_bad_manifest_are_named(tmp_path):
     root = write_tiny_task(tmp_path / "Task", n_cases=1)
     (root / "labelsTr/case_000.nii.gz").unlink()
     with pytest.raises(ProjectError, match="missing") as error:
         domain_cases(root)
     assert error.value.file == root / "labelsTr/case_000.nii.gz"
+    several = write_tiny_task(tmp_path / "Several", n_cases=3)
+    for name in ("imagesTr/case_001.nii.gz", "labelsTr/case_002.nii.gz"):
+        (several / name).unlink()
+    with pytest.raises(ProjectError, match="2 listed files are missing: ") as error:
+        domain_cases(several)
+    assert error.value.file == several / "dataset.json"
+    assert "imagesTr/case_001.nii.gz; " in str(error.value) and "case_002" in str(error.value)
     (root / "dataset.json").write_text('{"training": [{"image": "x"}]}')
     with pytest.raises(ProjectError) as error:
         domain_cases(root)

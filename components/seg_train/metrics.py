@@ -5,6 +5,7 @@ dropped from the mean) and precision 0."""
 from __future__ import annotations
 
 import math
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -31,7 +32,10 @@ def case_metrics(
         hd95 = 0.0 if prediction.sum() == label.sum() else diagonal
     else:
         hd = HausdorffDistanceMetric(include_background=True, percentile=95, reduction="none")
-        hd95 = float(hd(prediction, label, spacing=list(spacing)).item())
+        with warnings.catch_warnings():
+            # MONAI 1.5 passes its own deprecated `always_return_as_numpy` internally
+            warnings.filterwarnings("ignore", ".*always_return_as_numpy", FutureWarning)
+            hd95 = float(hd(prediction, label, spacing=list(spacing)).item())
     return {
         "dice": float(dice(prediction, label).item()),
         "hd95": hd95,

@@ -1,6 +1,7 @@
 """`dvc exp run` with the user's MSD folders, in a copy of the repo on tiny synthetic folders: the
-README's recipe is accepted, a bad value stops the check stage with the last good outputs in
-place, and a changed volume makes ct_data (and only it) out of date."""
+README's recipe is accepted, a bad value stops the check stage and a bad volume stops ct_data
+with the last good outputs in place, and a changed volume makes ct_data (and only it) out of
+date."""
 
 import json
 import re
@@ -77,6 +78,27 @@ def test_a_failed_exp_run_leaves_the_last_good_outputs(msd_repo):
         (msd_repo / "params.yaml").write_text(good_params)
     rerun = dvc(msd_repo, "repro", "ct_data")  # the check again, and nothing else
     assert rerun.returncode == 0 and "Stage 'ct_data' didn't change" in rerun.stdout
+
+
+def test_a_volume_failing_the_content_checks_leaves_the_last_good_outputs(msd_repo):
+    """The NIfTI content checks run inside ct_data, after the check stage: its outs are
+    `persist`, so DVC does not remove them before the step has validated every case."""
+    before = {path: (msd_repo / path).read_bytes() for path in CT_OUTPUTS}
+    site2 = Path(json.loads((msd_repo / "data/ct/domains.json").read_text())["site2"])
+    label_path = site2 / "labelsTr/case_002.nii.gz"
+    good_label = label_path.read_bytes()
+    label = np.zeros((16, 16, 16), np.uint8)
+    label[4:8, 4:8, 4:8] = 7
+    save_nifti(label_path, label, np.diag([1.0, 1.0, 2.0, 1.0]))
+    try:
+        result = dvc(msd_repo, "repro", "ct_data")
+        assert result.returncode != 0
+        assert "case_002.nii.gz" in result.stderr and "[labels]" in result.stderr
+        assert "label values [7.0]" in result.stderr
+        assert {path: (msd_repo / path).read_bytes() for path in CT_OUTPUTS} == before
+    finally:
+        label_path.write_bytes(good_label)
+    assert dvc(msd_repo, "repro", "ct_data").returncode == 0
 
 
 def test_a_changed_volume_makes_ct_data_out_of_date(msd_repo):

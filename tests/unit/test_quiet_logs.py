@@ -125,6 +125,17 @@ def test_seg_preprocessing_builds_without_monai_future_warnings():
     assert not user_warnings(lambda: preprocess(None, (-100.0, 200.0)), FutureWarning)
 
 
+def test_hd95_does_not_pass_on_monais_own_deprecation_warning():
+    from components.seg_train.metrics import case_metrics
+
+    label = torch.zeros(1, 1, 6, 6, 6)
+    label[..., 2:4, 2:4, 2:4] = 1
+    prediction = torch.zeros_like(label)
+    prediction[..., 2:5, 2:4, 2:4] = 1
+
+    assert not user_warnings(lambda: case_metrics(prediction, label, (1.0, 1.0, 1.0)), FutureWarning)
+
+
 @pytest.mark.parametrize(
     ("logger", "message"),
     [

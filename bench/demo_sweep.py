@@ -136,6 +136,7 @@ SFT_TWO_TASKS = [
     "data_prep.n_entities=40",
     "data_prep.task_stage={recall: 0, reverse: 1}",
 ]
+SFT_HALF = ["data_prep.train_per_task={reverse: 300, recall: 50}", "data_prep.n_recall_keys=50"]
 SFT_LONGER = ["finetune.max_steps=1000", "finetune.save_steps=500", "pretrain.max_steps=100"]
 GRM_THREE_LAYERS = (
     "grm.policy.tiny={hidden_size: 96, intermediate_size: 192, num_hidden_layers: 3, "
@@ -157,6 +158,40 @@ CANDIDATES: dict[str, dict[str, list[str]]] = {
             "finetune.save_steps=700",
             "pretrain.max_steps=100",
         ],
+        # the five-minute budget (issue 14): half the records, half the steps; 50 recall keys
+        # memorised in the same ~60 epochs
+        "r300_k50_lr1e-3_700_pre100": [
+            *SFT_TWO_TASKS,
+            *SFT_HALF,
+            "finetune.max_steps=700",
+            "finetune.save_steps=350",
+            "pretrain.max_steps=100",
+        ],
+        "r300_k50_lr2e-3_500_pre100": [
+            *SFT_TWO_TASKS,
+            *SFT_HALF,
+            "finetune.max_steps=500",
+            "finetune.save_steps=250",
+            "finetune.learning_rate=0.002",
+            "pretrain.max_steps=100",
+        ],
+        # reverse is not learned from 300 records: keep its 600, halve the batch instead
+        "two_tasks_bs16_lr1e-3_1400_pre100": [
+            *SFT_TWO_TASKS,
+            "finetune.batch_size=16",
+            "finetune.max_steps=1400",
+            "finetune.save_steps=700",
+            "pretrain.max_steps=100",
+        ],
+        "r600_k50_bs16_lr1e-3_1200_pre100": [
+            *SFT_TWO_TASKS,
+            "data_prep.train_per_task={reverse: 600, recall: 50}",
+            "data_prep.n_recall_keys=50",
+            "finetune.batch_size=16",
+            "finetune.max_steps=1200",
+            "finetune.save_steps=600",
+            "pretrain.max_steps=100",
+        ],
         # recall's share up from 14 % to 25 % (reverse is learned already)
         "two_tasks_r300_lr1e-3_1000_pre100": [
             *SFT_TWO_TASKS,
@@ -168,6 +203,12 @@ CANDIDATES: dict[str, dict[str, list[str]]] = {
         "it200_lr1e-2": ["seg_train.iterations=200", "seg_train.learning_rate=0.01"],
         # the organ instead of the lesion inside it (the lesion is the results page's task)
         "pancreas_it200": ["seg_train.target=pancreas", "seg_train.iterations=200"],
+        # the five-minute budget (issue 14): fewer iterations at the higher rate
+        "pancreas_it120_lr1e-2": [
+            "seg_train.target=pancreas",
+            "seg_train.iterations=120",
+            "seg_train.learning_rate=0.01",
+        ],
         "pancreas_it200_lr1e-2": [
             "seg_train.target=pancreas",
             "seg_train.iterations=200",
@@ -266,7 +307,6 @@ def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def sweep(methods: list[str], only: list[str]) -> None:
     """Each candidate in its own child process under `nice -n 10`, one at a time."""
-    results = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.is_file() else {}
     for method in methods:
         for name, overrides in CANDIDATES[method].items():
             if only and name not in only:
@@ -286,9 +326,15 @@ def sweep(methods: list[str], only: list[str]) -> None:
             record = json.loads(lines[-1]) if done.returncode == 0 and lines else {}
             if not record:
                 record = {"failed": done.stderr.strip().splitlines()[-1:]}
-            results.setdefault(method, {})[name] = {"overrides": overrides, **record}
             print(method, name, json.dumps(record), flush=True)
-            RESULTS.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+            save(method, name, {"overrides": overrides, **record})
+
+
+def save(method: str, name: str, record: dict[str, Any]) -> None:
+    """Merge one candidate's record into RESULTS as it is now (another sweep may have written)."""
+    results = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.is_file() else {}
+    results.setdefault(method, {})[name] = record
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:

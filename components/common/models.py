@@ -24,7 +24,7 @@ from transformers import (
 )
 
 from components.common.io import ProjectError, atomic_path
-from components.common.params import ModelParams, Profile, TinyModelParams
+from components.common.params import LoraParams, ModelParams, Profile, TinyModelParams
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -123,3 +123,17 @@ def render_record_prompt(tokenizer: PreTrainedTokenizerBase, record: dict[str, A
             messages[:-1], tokenize=False, add_generation_prompt=True
         )
     return render_prompt(tokenizer, record["prompt"])
+
+
+def with_lora(model: PreTrainedModel, lora: LoraParams) -> Any:
+    """`model` wrapped with PEFT LoRA adapters as `lora` configures them (a PeftModel)."""
+    from peft import LoraConfig, get_peft_model  # only where LoRA is on (evaluation never)
+
+    config = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+    )
+    return get_peft_model(model, config)

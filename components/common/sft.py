@@ -59,7 +59,6 @@ def sft_collator(tokenizer: PreTrainedTokenizerBase) -> DataCollatorForSeq2Seq:
     )
 
 
-@torch.no_grad()
 def greedy_answers(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -67,14 +66,46 @@ def greedy_answers(
     max_new_tokens: int,
     batch_size: int,
 ) -> list[str]:
-    """Batched greedy generation (left padding); returns each answer's first line, stripped."""
+    """Batched greedy answers (first line, stripped) to plain prompts, each rendered as a user
+    turn (`render_prompt`)."""
+    texts = [render_prompt(tokenizer, p) for p in prompts]
+    return greedy_continuations(model, tokenizer, texts, max_new_tokens, batch_size)
+
+
+def greedy_record_answers(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    records: list[dict[str, Any]],
+    max_new_tokens: int,
+    batch_size: int,
+) -> list[str]:
+    """`greedy_answers` to SFT records as they were trained: a chat record's whole conversation
+    before its response, system turn included (`render_record_prompt`)."""
+    texts = [render_record_prompt(tokenizer, r) for r in records]
+    return greedy_continuations(model, tokenizer, texts, max_new_tokens, batch_size)
+
+
+@torch.no_grad()
+def greedy_continuations(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    max_new_tokens: int,
+    batch_size: int,
+) -> list[str]:
+    """Batched greedy generation (left padding) after already rendered `texts`; returns each
+    continuation's first line, stripped."""
     padding_side, was_training = tokenizer.padding_side, model.training
     tokenizer.padding_side = "left"
     model.eval()
     answers: list[str] = []
-    for start in range(0, len(prompts), batch_size):
-        texts = [render_prompt(tokenizer, p) for p in prompts[start : start + batch_size]]
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(
+            texts[start : start + batch_size],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,
+        )
         batch = batch.to(model.device)
         output = model.generate(
             **batch,

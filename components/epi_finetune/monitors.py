@@ -17,7 +17,12 @@ import torch
 from torch import Tensor, nn
 from transformers import TrainerCallback
 
-from components.common.sft import encode_record, greedy_answers, per_record_loss, sft_collator
+from components.common.sft import (
+    encode_record,
+    greedy_record_answers,
+    per_record_loss,
+    sft_collator,
+)
 from components.epi_finetune.cpi import union, update_core
 from components.epi_finetune.engine import ParameterIsolation
 from components.epi_finetune.metrics import conflict_score
@@ -88,12 +93,8 @@ class TaskAccuracyMonitor(TrainerCallback):
         self.conflict_rows: list[dict[str, Any]] = []
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        answers = greedy_answers(
-            model,
-            self.tokenizer,
-            [r["prompt"] for r in self.records],
-            self.max_new_tokens,
-            batch_size=64,
+        answers = greedy_record_answers(
+            model, self.tokenizer, self.records, self.max_new_tokens, batch_size=64
         )
         hits: dict[str, list[bool]] = defaultdict(list)
         for record, answer in zip(self.records, answers, strict=True):

@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from peft import LoraConfig, get_peft_model
 from torch import Tensor, nn
 from transformers import Trainer
 
 from components.common.io import ProjectError, atomic_path, read_jsonl
-from components.common.models import load_causal_lm
+from components.common.models import load_causal_lm, with_lora
 from components.common.params import LoraParams, Profile
 from components.common.repro import seed_everything
 from components.common.sft import SFTDataset, encode_record, first_per_task, sft_collator
@@ -119,16 +118,7 @@ class Monitors:
 def load_model(base_dir: Path, lora: LoraParams) -> tuple[nn.Module, Any]:
     """The base model (wrapped with LoRA adapters when enabled) and its tokenizer."""
     model, tokenizer = load_causal_lm(base_dir)
-    if lora.enabled:
-        config = LoraConfig(
-            task_type="CAUSAL_LM",
-            r=lora.r,
-            lora_alpha=lora.alpha,
-            lora_dropout=lora.dropout,
-            target_modules=list(lora.target_modules),
-        )
-        model = get_peft_model(model, config)
-    return model, tokenizer
+    return (with_lora(model, lora) if lora.enabled else model), tokenizer
 
 
 def plan_stages(

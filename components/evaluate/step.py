@@ -16,7 +16,7 @@ from components.common.models import load_causal_lm, render_prompt
 from components.common.params import Profile
 from components.common.plots import bar_plot
 from components.common.repro import seed_everything
-from components.common.sft import first_per_task, greedy_answers
+from components.common.sft import first_per_task, greedy_record_answers
 from components.common.tracking import register_and_promote, step_run
 from components.evaluate.params import EvaluateParams
 
@@ -77,12 +77,8 @@ def run(
         if not records:
             raise ProjectError("no evaluation records", file=data_dir / "eval.jsonl")
         model, tokenizer = load_causal_lm(model_dir)
-        answers = greedy_answers(
-            model,
-            tokenizer,
-            [r["prompt"] for r in records],
-            params.max_new_tokens,
-            params.batch_size,
+        answers = greedy_record_answers(
+            model, tokenizer, records, params.max_new_tokens, params.batch_size
         )
         per_task = exact_match_by_task(records, answers)
         metrics = {f"accuracy.{task}": value for task, value in per_task.items()}

@@ -23,7 +23,12 @@ from transformers import AutoModelForCausalLM, Trainer
 
 from components.common.cli import path_arguments, step_main, step_parser
 from components.common.io import ProjectError, atomic_path, read_jsonl, write_jsonl
-from components.common.models import base_model_source, build_tiny_model, load_tokenizer
+from components.common.models import (
+    base_model_source,
+    build_tiny_model,
+    load_tokenizer,
+    with_lora,
+)
 from components.common.params import ModelParams, Profile
 from components.common.repro import seed_everything
 from components.common.sft import SFTDataset, sft_collator
@@ -153,7 +158,7 @@ def sft(
 ) -> tuple[torch.nn.Module, dict[str, float]]:
     """SFT of the base on the chosen targets (through LoRA when enabled, merged back after)."""
     if params.policy.lora.enabled:
-        model = _with_lora(model, params)
+        model = with_lora(model, params.policy.lora)
     metrics = train_lm(model, tokenizer, chosen, params.policy.sft, params.seed, "sft", report_dir)
     if params.policy.lora.enabled:
         model = model.merge_and_unload()
@@ -200,20 +205,6 @@ def run(
         mlflow.log_metrics(metrics)
         log.info("grm_policy wrote %s: %s", out_dir, metrics)
         return metrics
-
-
-def _with_lora(model: torch.nn.Module, params: GrmParams) -> torch.nn.Module:
-    from peft import LoraConfig, get_peft_model
-
-    lora = params.policy.lora
-    config = LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=list(lora.target_modules),
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, config)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,7 +66,7 @@ def _base_view(
             confidence.append(float(np.max(probs)))
             continue
         drawn = mcq.sampled_answers(
-            base, tokenizer, [question.prompt], params.n_samples, params.seeds[0],
+            base, tokenizer, [question], params.n_samples, params.seeds[0],
             params.max_new_tokens,
         )[0]  # fmt: skip
         answer, count = Counter(normalise_answer(a) for a in drawn).most_common(1)[0]

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from components.common.models import render_prompt
+from components.common.models import render_record_prompt
 from components.common.scoring import shared_prefix_logprobs
 from components.ilp_diagnosis.templates import normalise_answer, prompt_templates
 
@@ -41,10 +41,16 @@ class Question:
     answer: str
     candidates: tuple[str, ...]  # gold + other answers of its type; empty: free-form
     gold: int  # index of the answer among the candidates, -1 when free-form
+    messages: tuple[dict[str, str], ...] | None = None  # a chat record's conversation
 
     @property
     def free_form(self) -> bool:
         return not self.candidates
+
+    def rendered(self, tokenizer: PreTrainedTokenizerBase) -> str:
+        """The text before the answer, as the record was trained (a chat record's system and
+        earlier turns through the chat template)."""
+        return render_record_prompt(tokenizer, {"prompt": self.prompt, "messages": self.messages})
 
 
 def build_questions(
@@ -76,6 +82,7 @@ def build_questions(
                 record["response"],
                 candidates,
                 0 if candidates else -1,
+                tuple(record["messages"]) if record.get("messages") else None,
             )
         )
     return questions
@@ -96,7 +103,7 @@ def candidate_scores(
     scored = shared_prefix_logprobs(
         model,
         tokenizer,
-        [render_prompt(tokenizer, q.prompt) for q in questions],
+        [q.rendered(tokenizer) for q in questions],
         [list(q.candidates) for q in questions],
         max_length,
         batch_size,
@@ -157,21 +164,21 @@ def bon_pass_rates(
 def sampled_answers(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
-    prompts: Sequence[str],
+    questions: Sequence[Question],
     n: int,
     seed: int,
     max_new_tokens: int,
     batch_size: int = 16,
     temperature: float = 1.0,
 ) -> list[list[str]]:
-    """N sampled answers per prompt (first line, stripped), batched with left padding."""
+    """N sampled answers per question (first line, stripped), batched with left padding."""
     padding_side, was_training = tokenizer.padding_side, model.training
     tokenizer.padding_side = "left"
     model.eval()
     torch.manual_seed(seed)
     answers: list[list[str]] = []
-    for start in range(0, len(prompts), batch_size):
-        texts = [render_prompt(tokenizer, p) for p in prompts[start : start + batch_size]]
+    for start in range(0, len(questions), batch_size):
+        texts = [q.rendered(tokenizer) for q in questions[start : start + batch_size]]
         batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         output = model.generate(
             **batch.to(model.device),
@@ -206,9 +213,7 @@ def sampled_exact_match(
     """[questions, seeds]: the free-form mode's pass rates (normalised exact match)."""
     rates = np.zeros((len(questions), len(seeds)))
     for s, seed in enumerate(seeds):
-        samples = sampled_answers(
-            model, tokenizer, [q.prompt for q in questions], n, seed, max_new_tokens, batch_size
-        )
+        samples = sampled_answers(model, tokenizer, questions, n, seed, max_new_tokens, batch_size)
         for i, (question, drawn) in enumerate(zip(questions, samples, strict=True)):
             gold = normalise_answer(question.answer)
             rates[i, s] = np.mean([normalise_answer(a) == gold for a in drawn])

@@ -38,7 +38,7 @@ from pipelines.params import load_project_params
 log = logging.getLogger(__name__)
 DOMAINS = ("A", "B", "C")
 # The study's own seg_train settings where params.yaml's demo values (bench/demo_sweep.py) differ
-STUDY_SEG_TRAIN: dict[str, Any] = {"target": "lesion"}
+STUDY_SEG_TRAIN: dict[str, Any] = {"target": "lesion", "learning_rate": 0.003}
 # the ablation ladder, each rung adding one part of the objective (cumulative)
 RUNGS: dict[str, dict[str, Any]] = {
     "plain": {"sdf": 0, "reciprocal": 0, "views": False, "consistency": 0, "contrastive": 0},

@@ -133,7 +133,9 @@ def test_hd95_does_not_pass_on_monais_own_deprecation_warning():
     prediction = torch.zeros_like(label)
     prediction[..., 2:5, 2:4, 2:4] = 1
 
-    assert not user_warnings(lambda: case_metrics(prediction, label, (1.0, 1.0, 1.0)), FutureWarning)
+    assert not user_warnings(
+        lambda: case_metrics(prediction, label, (1.0, 1.0, 1.0)), FutureWarning
+    )
 
 
 @pytest.mark.parametrize(

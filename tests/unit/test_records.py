@@ -143,14 +143,45 @@ def test_conversation_loss_is_on_the_last_assistant_turn_only(tmp_path, tokenize
 def test_conversation_goes_through_the_chat_template(tmp_path, tokenizer):
     (record,) = load_user_records(write_lines(tmp_path, [{"messages": CHAT}]))
     chat_tokenizer = copy.deepcopy(tokenizer)
-    chat_tokenizer.chat_template = (
-        "{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}"
-        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    chat_tokenizer.chat_template = CHAT_TEMPLATE
+    assert render_record_prompt(chat_tokenizer, record) == RENDERED_CHAT
+
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<assistant>{% endif %}"
+)
+RENDERED_CHAT = (
+    "<system>Answer in one word.\n<user>Capital of France?\n<assistant>Paris\n"
+    "<user>And of Peru?\n<assistant>"
+)
+
+
+def test_evaluation_and_ilp_see_a_chat_record_as_it_was_trained(tmp_path, tokenizer):
+    """Evaluation's greedy answers and ILP's questions render the whole conversation (system
+    turn included) through the template, as fine-tuning did, not the flattened `prompt`."""
+    import torch
+
+    from components.common.models import build_tiny_model
+    from components.common.params import TinyModelParams
+    from components.common.sft import greedy_record_answers
+    from components.ilp_diagnosis.mcq import build_questions
+
+    (record,) = load_user_records(write_lines(tmp_path, [{"messages": CHAT}]))
+    chat_tokenizer = copy.deepcopy(tokenizer)
+    chat_tokenizer.chat_template = CHAT_TEMPLATE
+    (question,) = build_questions([{**record, "id": "r1", "task": "user"}], 5, seed=0)
+    assert question.rendered(chat_tokenizer) == RENDERED_CHAT
+
+    torch.manual_seed(0)
+    model = build_tiny_model(TinyModelParams(hidden_size=16, intermediate_size=32), tokenizer)
+    seen: list[str] = []
+    model.register_forward_pre_hook(
+        lambda _, args, kwargs: seen.append(chat_tokenizer.decode(kwargs["input_ids"][0])),
+        with_kwargs=True,
     )
-    assert render_record_prompt(chat_tokenizer, record) == (
-        "<system>Answer in one word.\n<user>Capital of France?\n<assistant>Paris\n"
-        "<user>And of Peru?\n<assistant>"
-    )
+    greedy_record_answers(model, chat_tokenizer, [record], max_new_tokens=1, batch_size=1)
+    assert seen[0] == RENDERED_CHAT
 
 
 def numbered(records):

@@ -1,0 +1,92 @@
+"""The intervals and verdicts of experiments/stats.py, against values worked out by hand."""
+
+import math
+
+import pytest
+
+from experiments.stats import (
+    Interval,
+    auroc_ci,
+    equivalence_verdict,
+    mean_ci,
+    paired_difference_ci,
+    threshold_verdict,
+    wilson_ci,
+)
+
+
+def test_mean_ci_is_the_t_interval_with_the_sample_std():
+    # 1, 2, 3, 6: mean 3, s = sqrt(14/3) = 2.16025, t(0.975, 3) = 3.18245 (table), n = 4
+    half = 3.18245 * 2.16025 / 2
+    interval = mean_ci([1.0, 2.0, 3.0, 6.0])
+    assert interval.estimate == 3.0
+    assert interval.low == pytest.approx(3 - half, abs=1e-4)
+    assert interval.high == pytest.approx(3 + half, abs=1e-4)
+
+
+def test_one_seed_has_no_interval_and_no_verdict():
+    interval = mean_ci([0.7, None])
+    assert interval.estimate == 0.7 and math.isnan(interval.low)
+    assert interval.format() == "0.70 [n/a]"
+    assert threshold_verdict(interval, 0.5) == "not shown"
+
+
+def test_paired_difference_uses_per_seed_differences():
+    # differences 1, 1, 4: mean 2, s = sqrt((1 + 1 + 4) / 2) = sqrt(3), t(0.975, 2) = 4.30265
+    half = 4.30265 * math.sqrt(3) / math.sqrt(3)
+    interval = paired_difference_ci([3.0, 5.0, 9.0], [2.0, 4.0, 5.0])
+    assert interval.estimate == 2.0
+    assert interval.low == pytest.approx(2 - half, abs=1e-4)
+    with pytest.raises(ValueError):
+        paired_difference_ci([1.0], [1.0, 2.0])
+
+
+def test_wilson_interval_of_8_of_11():
+    # p = 8/11, z = 1.95996: centre 0.66845, half-width 0.23409 (worked out by hand)
+    interval = wilson_ci(8, 11)
+    assert interval.estimate == pytest.approx(8 / 11)
+    assert interval.low == pytest.approx(0.43436, abs=1e-3)
+    assert interval.high == pytest.approx(0.90254, abs=1e-3)
+
+
+def test_hanley_mcneil_interval_of_auroc_075_on_15_and_15():
+    # Q1 = 0.75 / 1.25 = 0.6, Q2 = 2 * 0.5625 / 1.75 = 0.642857
+    # SE^2 = (0.1875 + 14 * 0.0375 + 14 * 0.080357) / 225 = 1.8375 / 225, SE = 0.090370
+    interval = auroc_ci(0.75, 15, 15)
+    assert interval.low == pytest.approx(0.75 - 1.95996 * 0.090370, abs=1e-4)
+    assert interval.high == pytest.approx(0.75 + 1.95996 * 0.090370, abs=1e-4)
+
+
+def test_auroc_interval_is_clipped_to_the_unit_range():
+    assert auroc_ci(0.99, 3, 3).high == 1.0
+
+
+@pytest.mark.parametrize(
+    ("interval", "verdict"),
+    [
+        (Interval(0.8, 0.71, 0.89), "supported"),
+        (Interval(0.752, 0.69, 0.81), "not shown"),
+        (Interval(0.6, 0.55, 0.65), "contradicted"),
+    ],
+)
+def test_threshold_verdict_reads_the_whole_interval(interval, verdict):
+    assert threshold_verdict(interval, 0.7) == verdict
+
+
+def test_threshold_verdict_for_an_upper_bound():
+    assert threshold_verdict(Interval(1.02, 0.99, 1.04), 1.05, greater=False) == "supported"
+    assert threshold_verdict(Interval(1.2, 1.1, 1.3), 1.05, greater=False) == "contradicted"
+
+
+def test_equivalence_needs_the_90_percent_interval_inside_the_margin():
+    # differences 0.01, -0.01, 0.0: mean 0, s = 0.01, t(0.95, 2) = 2.91999: half 0.01686
+    assert equivalence_verdict([0.01, -0.01, 0.0], margin=0.02) == "equivalent"
+    assert equivalence_verdict([0.01, -0.01, 0.0], margin=0.015) == "not shown"
+
+
+def test_a_wide_interval_around_zero_is_not_equivalence():
+    assert equivalence_verdict([0.3, -0.3, 0.05], margin=0.05) == "not shown"
+
+
+def test_an_interval_excluding_zero_is_a_difference():
+    assert equivalence_verdict([0.20, 0.22, 0.21], margin=0.05) == "different"

@@ -3,8 +3,15 @@ accuracy-vs-generated-tokens frontier; AUROC of consensus for direct-answer corr
 scorer's best-of-K and ranking quality; then `champion` moves to the registered scorer if it
 beats the current one.
 
-Both decoding phases run once over all questions (M direct samples, K CoT paths) and every route
-reads what it needs from them (gating.py), so routes differ only in their decisions.
+Two measurements, named apart in the metrics:
+- the replay (`<route>.*`, `sweep.*`): both decoding phases run once over all questions (M direct
+  samples, K CoT paths) and every route reads what it needs from them (gating.py), so routes
+  differ only in their decisions; its wall times are a batch's time split by tokens, so they
+  follow tokens by construction. It gives the paired comparison of every route and the tau sweep.
+- the live run (`live.egrm.*`): the gated model as it serves (inference.GatedGrm), CoT paths
+  generated only for the questions below tau, timed end to end. Its model (policy + scorer + tau)
+  is logged as an MLflow pyfunc and registered as `grm-egrm`; `champion` moves on a better live
+  accuracy.
 
     python -m components.grm_scorer evaluate --data data/reasoning --policy models/grm_policy \
         --scorer models/grm_scorer --reports reports/grm/evaluate"""
@@ -28,14 +35,16 @@ from components.common.models import load_causal_lm
 from components.common.params import Profile
 from components.common.plots import line_plot
 from components.common.repro import seed_everything
-from components.common.tracking import promote_if_better, step_run
+from components.common.tracking import promote_if_better, register_and_promote, step_run
 from components.grm_scorer import reasoning
 from components.grm_scorer.consensus import consensus
 from components.grm_scorer.cost import Sample, finite, summarize
 from components.grm_scorer.decode import cot_samples, direct_samples
 from components.grm_scorer.gating import ROUTES, Item, decide
+from components.grm_scorer.inference import GatedGrm, batch_metrics
 from components.grm_scorer.params import GrmParams, GrmStep
 from components.grm_scorer.policy_step import paired_records
+from components.grm_scorer.pyfunc import log_egrm
 from components.grm_scorer.scorer import Scorer, load_scorer
 from components.grm_scorer.scorer_step import cot_suffix_of
 from components.grm_scorer.scorer_train import PathSet, selection_metrics
@@ -211,6 +220,30 @@ def write_reports(
     mlflow.log_artifact(str(png), artifact_path="plots")
 
 
+def live_egrm(
+    policy_dir: Path, scorer_dir: Path, problems: Sequence[reasoning.Problem], params: GrmParams
+) -> dict[str, float]:
+    """The gated model on the eval questions, as it serves: live.egrm.* metrics."""
+    grm = GatedGrm.load(policy_dir, scorer_dir, params.gating, params.seed)
+    batch = grm.answer([p.question for p in problems])
+    return batch_metrics(batch, [p.gold.lower() for p in problems], "live.egrm")
+
+
+def register_egrm(
+    policy_dir: Path, scorer_dir: Path, params: GrmParams, accuracy: float
+) -> dict[str, float]:
+    """Log policy + scorer + gate as the E-GRM pyfunc, register it, promote on live accuracy."""
+    uri = log_egrm(policy_dir, scorer_dir, params.gating, params.seed)
+    registered = register_and_promote(
+        uri,
+        params.evaluate.egrm_model_name,
+        "live.egrm.accuracy",
+        accuracy,
+        tags={"tau": params.gating.tau, "m": params.gating.m, "k": params.gating.k},
+    )
+    return {f"live.egrm.{key}": value for key, value in registered.items()}
+
+
 def run(
     params: GrmParams,
     profile: Profile,
@@ -228,6 +261,7 @@ def run(
         scores = np.asarray([s.score for item in items for s in item.cot])
         metrics |= {f"eval.{k}": v for k, v in selection_metrics(paths, scores).items()}
         metrics["questions"] = float(len(items))
+        metrics |= live_egrm(policy_dir, scorer_dir, decoded.problems, params)
         if settings.promote_metric not in metrics:
             raise ProjectError(
                 f"unknown metric {settings.promote_metric!r}; have e.g. egrm.accuracy",
@@ -247,6 +281,7 @@ def run(
             settings.greater_is_better,
         )
         metrics["promoted"] = float(promoted)
+        metrics |= register_egrm(policy_dir, scorer_dir, params, metrics["live.egrm.accuracy"])
         log.info(
             "grm_evaluate: %s", {k: v for k, v in metrics.items() if not k.startswith("sweep")}
         )

@@ -150,6 +150,8 @@ class GrmEvaluateParams(StrictModel):
     max_questions: int | None = Field(None, gt=0)
     promote_metric: str = "eval.best_of_k.scorer"
     greater_is_better: bool = True
+    # the gated model itself (policy + scorer + tau), moved to champion on its live accuracy
+    egrm_model_name: str = "grm-egrm"
 
 
 class GrmParams(StrictModel):

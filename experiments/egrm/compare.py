@@ -66,6 +66,8 @@ COMPARE_OVERRIDES = [
     "grm.scorer.epochs=10",
     "grm.scorer.patience=3",
 ]
+# the live measurement of the gated model (python -m bench.egrm_gated), shown on the page
+LIVE_RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "egrm_gated.json"
 VARIANTS: dict[str, dict[str, Any]] = {
     "hybrid": {"w_reg": 0.7, "w_rank": 0.3, "regression": "huber"},
     "mse": {"w_reg": 1.0, "w_rank": 0.0, "regression": "mse"},
@@ -226,6 +228,11 @@ def run_seeds(args: argparse.Namespace, overrides: list[str], results: dict[str,
         write_json(args.out / "egrm_results.json", results)  # partial results survive a stop
 
 
+def live_results() -> dict[str, Any] | None:
+    """bench/egrm_gated.py's measurement of the gated model, when it has been run."""
+    return read_json(LIVE_RESULTS) if LIVE_RESULTS.is_file() else None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m experiments.egrm.compare")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
@@ -254,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     results_file = args.out / "egrm_results.json"
     if args.report_only:
-        write_report(read_json(results_file), args.out)
+        write_report(read_json(results_file), args.out, live_results())
         return 0
     overrides = [*COMPARE_OVERRIDES, *args.overrides]
     results: dict[str, Any] = {"overrides": overrides, "seeds": {}}
@@ -266,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         results["smollm2"] = smollm2_gating(params, args.smollm2)
     results["settings"] = params.grm.model_dump(mode="json")
     write_json(results_file, results)
-    write_report(results, args.out)
+    write_report(results, args.out, live_results())
     return 0
 
 

@@ -6,12 +6,19 @@ around them, and the frontier plot img/egrm_frontier.png.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 from components.common.plots import line_plot
 from experiments.report import SPREAD_NOTE, mean_std, pm, replace_section, table
+from experiments.stats import (
+    Interval,
+    auroc_ci,
+    mean_ci,
+    paired_difference_ci,
+    threshold_verdict,
+    wilson_ci,
+)
 
 ROUTE_ROWS = (
     ("always_direct", "always direct (greedy)"),
@@ -27,7 +34,8 @@ COSTS = (
     ("tokens_per_item", "gen. tokens", 1, 1),
     ("forward_passes_per_item", "forward passes", 1, 1),
     ("gflops_per_item", "MFLOPs", 1000, 2),
-    ("wall_ms_per_item", "wall ms", 1, 2),
+    # the replay splits each batched phase's time by tokens: not a measurement (see bench)
+    ("wall_ms_per_item", "wall ms (split by tokens)", 1, 2),
     ("trigger_rate", "CoT rate", 100, 0),
 )
 SCORER_ROWS = (
@@ -58,48 +66,97 @@ def mean_of(results: dict[str, Any], *path: str) -> float:
     return mean_std(per_seed(results, *path))[0]
 
 
-def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """(claim, measured, holds) for the tiny validation's targets, on the means over seeds."""
+def _points(values: list[float]) -> list[float]:
+    return [100 * v for v in values]
 
-    def m(*path: str) -> float:
-        return mean_of(results, *path)
 
-    ratio = m("routes", "egrm.tokens_per_item") / m("routes", "cot_vote.tokens_per_item")
-    gap = 100 * (m("routes", "egrm.accuracy") - m("routes", "cot_vote.accuracy"))
-    hybrid = m("scorers", "hybrid", "eval.best_of_k.scorer")
-    vote = m("scorers", "hybrid", "eval.best_of_k.vote")
-    pair = {v: m("scorers", v, "eval.pairwise_accuracy") for v, _ in SCORER_ROWS}
-    auroc = m("routes", "auroc.consensus_vs_mode")
+def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(claim, measured with its 95% CI over seeds, verdict) for the tiny validation's targets.
+    A verdict reads the whole t interval (experiments/stats.py): supported when it clears the
+    target, contradicted when it misses it, not shown when it straddles it."""
+
+    def s(*path: str) -> list[float]:
+        return per_seed(results, *path)
+
+    ratio = mean_ci(
+        [
+            e / c
+            for e, c in zip(
+                s("routes", "egrm.tokens_per_item"),
+                s("routes", "cot_vote.tokens_per_item"),
+                strict=True,
+            )
+        ]
+    )
+    gap = paired_difference_ci(
+        _points(s("routes", "egrm.accuracy")), _points(s("routes", "cot_vote.accuracy"))
+    )
+    hybrid = _points(s("scorers", "hybrid", "eval.best_of_k.scorer"))
+    gain = paired_difference_ci(hybrid, _points(s("scorers", "hybrid", "eval.best_of_k.vote")))
+    pair = {v: s("scorers", v, "eval.pairwise_accuracy") for v, _ in SCORER_ROWS}
+    vs_mse = paired_difference_ci(pair["hybrid"], pair["mse"])
+    vs_hinge = paired_difference_ci(pair["hybrid"], pair["hinge"])
+    auroc = mean_ci(s("routes", "auroc.consensus_vs_mode"))
     return [
-        ("V1a: E-GRM tokens <= 0.6x always-CoT voting", f"{ratio:.2f}x", ratio <= 0.6),
-        ("V1b: E-GRM accuracy >= always-CoT voting - 1 pt", f"{gap:+.1f} pts", gap >= -1.0),
+        (
+            "V1a: E-GRM tokens <= 0.6x always-CoT voting",
+            f"{ratio.format(2)} x",
+            threshold_verdict(ratio, 0.6, greater=False),
+        ),
+        (
+            "V1b: E-GRM accuracy >= always-CoT voting - 1 pt",
+            f"{gap.format(1)} pts",
+            threshold_verdict(gap, -1.0),
+        ),
         (
             "V2a: hybrid scorer best-of-K >= vote + 2 pts",
-            f"{100 * (hybrid - vote):+.1f} pts",
-            hybrid - vote >= 0.02,
+            f"{gain.format(1)} pts",
+            threshold_verdict(gain, 2.0),
         ),
         (
             "V2b: hybrid pairwise accuracy >= MSE-only and hinge-only",
-            f"{pair['hybrid']:.3f} vs {pair['mse']:.3f} / {pair['hinge']:.3f}",
-            pair["hybrid"] >= max(pair["mse"], pair["hinge"]),
+            f"vs MSE {vs_mse.format(3)}; vs hinge {vs_hinge.format(3)}",
+            both_verdict(threshold_verdict(vs_mse, 0.0), threshold_verdict(vs_hinge, 0.0)),
         ),
-        ("AUROC of consensus >= 0.75", f"{auroc:.3f}", auroc >= 0.75),
+        ("AUROC of consensus >= 0.75", auroc.format(3), threshold_verdict(auroc, 0.75)),
     ]
+
+
+def both_verdict(first: str, second: str) -> str:
+    """A claim made of two: supported when both are, contradicted when either is."""
+    if "contradicted" in (first, second):
+        return "contradicted"
+    return "supported" if first == second == "supported" else "not shown"
+
+
+def as_share(interval: Interval) -> str:
+    """A t interval of an accuracy in %, clipped to [0, 100] (three seeds give wide ones)."""
+    low, high = max(interval.low, 0.0), min(interval.high, 1.0)
+    return Interval(interval.estimate, low, high).format(1, 100)
 
 
 def route_table(results: dict[str, Any]) -> list[str]:
-    rows = [
-        [label]
-        + [
+    rows = []
+    for key, label in ROUTE_ROWS:
+        cells = [
             pm(per_seed(results, "routes", f"{key}.{metric}"), digits, scale)
             for metric, _, scale, digits in COSTS
         ]
-        for key, label in ROUTE_ROWS
-    ]
+        accuracy_ci = as_share(mean_ci(per_seed(results, "routes", f"{key}.accuracy")))
+        rows.append([label, cells[0], accuracy_ci, *cells[1:]])
+    columns = [column for _, column, _, _ in COSTS]
+    header = ["route", columns[0], "accuracy 95% CI", *columns[1:]]
     return [
-        f"Seeds {', '.join(results['seeds'])}; {SPREAD_NOTE}; per eval question.",
+        "**Replay of every route** from one shared decoding per seed (M direct samples and K CoT "
+        "paths of every question, routes decided afterwards: gating.py). Tokens and answers are "
+        "those the live gated model produces (same seeded samples); wall times are each batched "
+        "phase's time split by tokens, so they follow tokens by construction: the measured wall "
+        "time is in the live section below.",
         "",
-        table(["route", *(column for _, column, _, _ in COSTS)], rows),
+        f"Seeds {', '.join(results['seeds'])}; {SPREAD_NOTE}; per eval question; accuracy CI: "
+        "t interval over seeds, clipped to [0, 100].",
+        "",
+        table(header, rows),
         "",
         "Accuracy and CoT rate in %. MFLOPs: analytic, decoder plus scorer.",
         "",
@@ -148,7 +205,7 @@ def sweep_table(results: dict[str, Any], image: str) -> list[str]:
     ]
     header = ["tau", "E-GRM acc", "E-GRM tokens", "gate+vote acc", "gate+vote tokens", "CoT rate"]
     return [
-        "**Threshold sweep** (accuracy %, generated tokens, CoT rate %):",
+        "**Threshold sweep** (replay; accuracy %, generated tokens, CoT rate %):",
         "",
         table(header, rows),
         "",
@@ -163,11 +220,19 @@ def auroc_table(results: dict[str, Any]) -> list[str]:
         ["greedy direct answer", "auroc.consensus_vs_greedy"],
     ]
     return [
-        "**Consensus as a predictor of direct-answer correctness** (AUROC):",
+        "**Consensus as a predictor of direct-answer correctness** (AUROC; CI: t over seeds):",
         "",
         table(
-            ["answer predicted", "AUROC"],
-            [[label, pm(per_seed(results, "routes", key), 3)] for label, key in rows],
+            ["answer predicted", "AUROC", "95% CI", "per seed"],
+            [
+                [
+                    label,
+                    pm(per_seed(results, "routes", key), 3),
+                    mean_ci(per_seed(results, "routes", key)).format(3),
+                    ", ".join(f"{v:.3f}" for v in per_seed(results, "routes", key)),
+                ]
+                for label, key in rows
+            ],
         ),
         "",
     ]
@@ -225,17 +290,30 @@ def encoder_table(results: dict[str, Any]) -> list[str]:
         def cell(metric: str, scale: float = 1.0, digits: int = 3, runs=runs) -> str:
             return pm([r[metric] for r in runs], digits, scale)
 
+        gain = paired_difference_ci(
+            _points([r["eval.best_of_k.scorer"] for r in runs]),
+            _points([r["eval.best_of_k.vote"] for r in runs]),
+        )
         rows.append(
             [
                 name,
                 len(runs),
                 cell("eval.best_of_k.scorer", 100, 1),
                 cell("eval.best_of_k.vote", 100, 1),
+                gain.format(1),
                 cell("eval.pairwise_accuracy"),
                 cell("eval.spearman"),
             ]
         )
-    header = ["encoder", "seeds", "best-of-K acc %", "vote acc %", "pairwise acc", "Spearman"]
+    header = [
+        "encoder",
+        "seeds",
+        "best-of-K acc %",
+        "vote acc %",
+        "best-of-K - vote, pts [95% CI]",
+        "pairwise acc",
+        "Spearman",
+    ]
     return [
         "",
         f"**Encoders** (hybrid loss, same paths; default `{default}`):",
@@ -245,14 +323,14 @@ def encoder_table(results: dict[str, Any]) -> list[str]:
 
 
 def targets_table(results: dict[str, Any]) -> list[str]:
-    rows = [
-        [claim, measured, "yes" if holds else "no"] for claim, measured, holds in targets(results)
-    ]
+    rows = [list(row) for row in targets(results)]
+    n = len(results["seeds"])
     return [
         "",
-        "**Targets of the tiny validation** (on the means):",
+        f"**Targets of the tiny validation** (replay; mean over {n} seeds [95% t CI]; "
+        "differences paired by seed; a verdict is read off the whole CI):",
         "",
-        table(["claim", "measured", "holds"], rows),
+        table(["claim", "measured [95% CI]", "verdict"], rows),
     ]
 
 
@@ -276,38 +354,122 @@ def policy_table(results: dict[str, Any]) -> list[str]:
 
 
 def smollm2_table(results: dict[str, Any]) -> list[str]:
+    """One run on `questions` items: Wilson CIs for the rates, Hanley-McNeil for the AUROCs (the
+    positives are the items whose answer is right, counted back from the stored accuracies)."""
     if "smollm2" not in results:
         return []
     r = results["smollm2"]
+    n = r["questions"]
+
+    def count(rate: float, of: int = n) -> int:
+        return round(rate * of)
+
+    def rate(value: float, of: int = n) -> str:
+        return wilson_ci(count(value, of), of).format(0, 100) if of else "n/a (none)"
+
+    direct = n - count(r["trigger_rate"])
+    right = {"mode": count(r["mode_accuracy"]), "greedy": count(r["greedy_accuracy"])}
+    aurocs = {
+        which: auroc_ci(r[f"auroc.consensus_vs_{which}"], right[which], n - right[which])
+        for which in ("mode", "greedy")
+    }
     header = [
-        "CoT trigger rate",
+        "CoT trigger rate %",
         "AUROC (majority)",
         "AUROC (greedy)",
-        "greedy acc",
-        "majority acc",
-        "acc when routed direct",
+        "greedy acc %",
+        "majority acc %",
+        "acc when routed direct %",
         "tokens per item (probe)",
     ]
     row = [
-        f"{r['trigger_rate']:.0%}",
-        f"{r['auroc.consensus_vs_mode']:.3f}",
-        f"{r['auroc.consensus_vs_greedy']:.3f}",
-        f"{r['greedy_accuracy']:.0%}",
-        f"{r['mode_accuracy']:.0%}",
-        _pct(r["accuracy_when_routed_direct"]),
+        rate(r["trigger_rate"]),
+        aurocs["mode"].format(3),
+        aurocs["greedy"].format(3),
+        rate(r["greedy_accuracy"]),
+        rate(r["mode_accuracy"]),
+        rate(r["accuracy_when_routed_direct"], direct) if direct else "n/a (none)",
         f"{r['tokens_per_item']:.1f}",
     ]
+    verdict = threshold_verdict(aurocs["mode"], 0.5)
     return [
         "",
         f"**Real SmolLM2-135M-Instruct**, {r['questions']} sums of {r['terms'][0]}-"
-        f"{r['terms'][1]} digits in words, M = {r['m']}, tau = {r['tau']}:",
+        f"{r['terms'][1]} digits in words, M = {r['m']}, tau = {r['tau']} (one run; 95% CIs: "
+        "Wilson for rates, Hanley-McNeil for AUROCs):",
         "",
         table(header, [row]),
+        "",
+        f"Consensus better than chance (AUROC > 0.5): {verdict}.",
     ]
 
 
-def _pct(value: float | None) -> str:
-    return "n/a (none)" if value is None or math.isnan(value) else f"{value:.0%}"
+LIVE_ROUTES = (
+    ("egrm", "E-GRM (gate + scorer, live)"),
+    ("cot_vote", "always CoT + majority vote"),
+    ("always_direct", "always direct (greedy)"),
+)
+
+
+def _interval(values: list[float], digits: int, scale: float = 1.0) -> str:
+    """A stored `[estimate, low, high]` as `estimate [low, high]`."""
+    estimate, low, high = (v * scale for v in values)
+    return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def live_table(live: dict[str, Any]) -> list[str]:
+    """The gated model as it serves, against the baselines, measured in one run per setup (a
+    policy/scorer pair; bench/egrm_gated.py's JSON): the page's headline E-GRM figures."""
+    lines: list[str] = []
+    for name, setup in live["setups"].items():
+        lines += [f"**Setup `{name}`**: {setup['about']}.", "", *setup_table(setup), ""]
+    return [
+        *lines,
+        "Accuracy: Wilson 95% CI over the questions (the answers are identical in every "
+        "repetition). Wall time: t 95% CI over the repetitions; ratios are taken within each "
+        "repetition. Verdicts read the whole CI.",
+    ]
+
+
+def setup_table(setup: dict[str, Any]) -> list[str]:
+    header = (
+        "route",
+        "accuracy % [95% CI]",
+        "tokens / question",
+        "tokens vs CoT",
+        "wall ms / question [95% CI]",
+        "wall vs CoT [95% CI]",
+        "CoT rate %",
+    )
+    rows = [
+        (
+            label,
+            _interval(r["accuracy"], 1, 100),
+            f"{r['tokens_per_question']:.1f}",
+            f"{r['token_ratio_vs_cot_vote']:.2f}x",
+            _interval(r["wall_ms_per_question"], 2),
+            _interval(r["wall_ratio_vs_cot_vote"], 3),
+            f"{100 * r['trigger_rate']:.0f}",
+        )
+        for name, label in LIVE_ROUTES
+        for r in [setup["summary"][name]]
+    ]
+    egrm = setup["summary"]["egrm"]
+    return [
+        f"Seed {setup['seed']}; {setup['questions']} eval questions, {setup['reps']} interleaved "
+        f"repetitions; tau = {setup['tau']}, M = {setup['m']}, K = {setup['k']}; "
+        f"{setup['machine']}.",
+        "",
+        table(header, rows),
+        "",
+        f"V1 (cost), E-GRM <= {setup['target_ratio']}x always-CoT: tokens "
+        f"{egrm['token_ratio_vs_cot_vote']:.2f}x "
+        f"({'met' if egrm['tokens_target_met'] else 'missed'}); wall-time ratio "
+        f"{_interval(egrm['wall_ratio_vs_cot_vote'], 3)}: {egrm['wall_verdict']}. "
+        f"V1 (accuracy), E-GRM >= always-CoT - {setup['accuracy_margin']:g} pt: "
+        f"{_interval(egrm['accuracy_gap_vs_cot_vote'], 1)} pts (paired by question, t CI): "
+        f"{egrm['accuracy_verdict']}.",
+    ]
 
 
 def tables(results: dict[str, Any], image: str) -> list[str]:
@@ -350,8 +512,14 @@ def frontier(results: dict[str, Any], path: Path) -> Path:
     )
 
 
-def write_report(results: dict[str, Any], out_dir: Path) -> Path:
+def write_report(
+    results: dict[str, Any], out_dir: Path, live: dict[str, Any] | None = None
+) -> Path:
+    """The replay's tables (section `results`) and, given bench/egrm_gated.py's JSON, the live
+    measurement (section `live`)."""
     image = frontier(results, out_dir / "img" / "egrm_frontier.png")
     target = out_dir / "egrm.md"
+    if live is not None:
+        replace_section(target, "live", "\n".join(live_table(live)))
     replace_section(target, "results", "\n".join(tables(results, f"img/{image.name}")))
     return target

@@ -1,6 +1,7 @@
 """E-GRM end to end on tiny settings: the KFP pipeline pipelines/reward.py under
-kfp.local.SubprocessRunner (each task calls the same run() as its DVC stage), the scorer's
-registered MLflow pyfunc loading back and scoring, and the GX suite rejecting malformed records."""
+kfp.local.SubprocessRunner (each task calls the same run() as its DVC stage), the scorer's and the
+gated model's registered MLflow pyfuncs loading back and answering, and the GX suite rejecting
+malformed records."""
 
 import json
 
@@ -74,6 +75,13 @@ def test_kfp_pipeline_runs_every_stage(pipeline_run):
         evaluation["sweep.egrm.tau1.tokens_per_item"]
         >= evaluation["sweep.egrm.tau0.4.tokens_per_item"]
     )
+    # the live gated run generates CoT only below tau: exactly the paths the replay charged for
+    assert evaluation["live.egrm.trigger_rate"] == evaluation["egrm.trigger_rate"]
+    assert evaluation["live.egrm.tokens_per_item"] == pytest.approx(
+        evaluation["egrm.tokens_per_item"]
+    )
+    assert evaluation["live.egrm.wall_ms_per_item"] > 0
+    assert evaluation["live.egrm.promoted"] == 1.0
 
 
 def test_registered_scorer_loads_back_and_scores(pipeline_run):
@@ -89,6 +97,18 @@ def test_registered_scorer_loads_back_and_scores(pipeline_run):
     )
     scores = model.predict(frame)
     assert len(scores) == 2 and all(0.0 <= float(s) <= 1.0 for s in scores)
+
+
+def test_registered_egrm_model_answers_a_question(pipeline_run):
+    _, uri, _ = pipeline_run
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model("models:/grm-egrm@champion")
+    answers = model.predict(pd.DataFrame({"question": ["3+4+5=", "1+2="]}))
+    assert list(answers.columns) == ["answer", "route", "consensus", "reward", "tokens"]
+    assert len(answers) == 2 and set(answers["route"]) <= {"direct", "cot"}
+    assert all(0.0 <= c <= 1.0 for c in answers["consensus"])
+    # M = 5 probes of at least one token each; the cot route adds K paths
+    assert all(t >= 5 for t in answers["tokens"])
 
 
 def test_gx_suite_rejects_a_malformed_response(tmp_path):

@@ -454,7 +454,9 @@ class ParameterIsolation:
             "jaccard_prev": jaccard,
             "churn": None if jaccard is None else 1.0 - jaccard,
             "overlap_first": first,
+            # chance levels of two random p-masks: their Jaccard, and the share of one in the other
             "jaccard_random": p / (2.0 - p),
+            "overlap_random": p,
             "released": n_released,
             "added": n_new - n_inter,
             # Ages count refresh windows (about K steps each); mostly-old masks = static isolation.

@@ -86,6 +86,7 @@ def drift_reports(report_dir: Path, engine: ParameterIsolation) -> dict[str, flo
                 "jaccard_prev",
                 "overlap_first",
                 "jaccard_random",
+                "overlap_random",
                 "released",
                 "added",
                 "age_mean",
@@ -125,9 +126,13 @@ def drift_plots(
             [r["step"] for r in rows],
             [r["overlap_first"] or 0.0 for r in rows],
         ),
-        "random reference p/(2-p)": (
+        "chance Jaccard p/(2-p)": (
             [r["step"] for r in rows],
             [r["jaccard_random"] for r in rows],
+        ),
+        "chance overlap with first p": (
+            [r["step"] for r in rows],
+            [r["overlap_random"] for r in rows],
         ),
     }
     _log_png(

@@ -44,6 +44,13 @@ def early_late_gap(unlearned: list[bool], positions: list[float], early_cut: flo
     return float(np.mean(early) - np.mean(late))
 
 
+def c4_gate(unlearned: list[bool], positions: list[float], rules: IlpRules) -> tuple[float, bool]:
+    """The dataset-level gate of C4: the early-vs-late gap, and whether early records are
+    unlearned more often than late ones by more than `rules.early_late_gap`."""
+    gap = early_late_gap(unlearned, positions, rules.early_cut)
+    return gap, gap > rules.early_late_gap
+
+
 def _c3(s: Signals, r: IlpRules, tau: float, gate: bool) -> dict | None:
     if s["contradicts"]:
         return {"near_duplicates_with_other_answer": s["contradicts"][:5]}

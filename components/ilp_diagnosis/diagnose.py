@@ -240,8 +240,7 @@ def diagnose(
     top = most_severe_unlearned(detection, severity, params.top_k)
 
     data = dataset_signals(records, tokenizer, params, embed)
-    gap = attribute.early_late_gap(list(detection.unlearned), data.positions, rules.early_cut)
-    c4_gate = gap > rules.early_late_gap
+    gap, c4_gate = attribute.c4_gate(list(detection.unlearned), data.positions, rules)
     from_models = model_signals(records, top, questions, detection, base, sft, tokenizer, params)
     by_index = {
         i: record_signals(

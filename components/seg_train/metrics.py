@@ -39,8 +39,9 @@ def case_metrics(
     return {
         "dice": float(dice(prediction, label).item()),
         "hd95": hd95,
-        "precision": precision if precision == precision else 0.0,  # NaN: nothing predicted
-        "recall": recall if recall == recall else 1.0,  # NaN: nothing to find
+        # 0/0 cases by rule: MONAI's aggregate turns them into 0 (not NaN), so test the counts
+        "precision": precision if prediction.sum() > 0 else 0.0,  # nothing predicted
+        "recall": recall if label.sum() > 0 else 1.0,  # nothing to find
     }
 
 

@@ -120,6 +120,9 @@ def test_released_entries_move_again():
     assert stats["released"] > 0 and stats["added"] > 0
     assert stats["jaccard_random"] < stats["jaccard_prev"] < 1.0
     assert 0.0 <= stats["overlap_first"] <= 1.0
+    # chance levels at p = 0.05: Jaccard 0.05 / 1.95 = 0.02564; overlap with the first mask 0.05
+    assert stats["jaccard_random"] == pytest.approx(0.025641, abs=1e-6)
+    assert stats["overlap_random"] == 0.05
 
 
 @pytest.mark.parametrize("beta", [0.0, 0.5, 0.95])

@@ -14,7 +14,7 @@ unexport PYTHONDONTWRITEBYTECODE
 # dvc.yaml runs `python -m components...`: that must be the venv's interpreter.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install repro test lint format compile images clean
+.PHONY: help install repro test lint format compile images clean mutation
 
 install: $(STAMP) ## create .venv and install the pinned environment (the default target)
 
@@ -37,6 +37,18 @@ repro: install ## run the whole pipeline (dvc repro) on the small defaults
 
 test: lint ## lint, then the whole test suite
 	$(BIN)/python -m pytest -q --durations=15
+
+# Mutation testing of the core formula modules ([tool.mutmut] in pyproject.toml), outside `make test`:
+# long (1-2 hours on 2 cores for every module), resumable (mutmut keeps its results in mutants/ and re-tests only
+# what changed), one thread per worker. MUTANTS narrows it, e.g. MUTANTS='components.seg_train*'.
+MUTATION_JOBS ?= 2
+MUTANTS ?=
+mutation: install ## mutation testing of the core formulas -> bench/results/mutation.md
+	# which test reaches which function is re-traced every run (~1 min): mutmut's incremental
+	# update misses tests that start reaching a changed function; mutants' results are kept
+	rm -f mutants/mutmut-stats.json
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 10 $(BIN)/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS)
+	$(BIN)/python -m bench.mutation_report
 
 # ruff, the import layering of pyproject.toml ([tool.importlinter]) and mypy on components/common
 lint: install ## ruff, ruff format --check, the import contracts, mypy

@@ -51,10 +51,15 @@ class Interval:
 def mean_ci(values: Iterable[float | None], level: float = LEVEL) -> Interval:
     """The t interval of the mean of the finite values (bounds nan for fewer than two)."""
     clean = [float(v) for v in values if v is not None and math.isfinite(v)]
-    mean, std = mean_std(clean)
-    if len(clean) < 2:
+    return summary_ci(*mean_std(clean), len(clean), level)
+
+
+def summary_ci(mean: float, std: float | None, n: int, level: float = LEVEL) -> Interval:
+    """The t interval of a mean stored as (mean, sample std, n) in a results JSON whose
+    per-seed values were not kept (bounds nan for fewer than two)."""
+    if n < 2 or std is None or math.isnan(std):
         return Interval(mean, math.nan, math.nan)
-    half = stats.t.ppf(1 - (1 - level) / 2, len(clean) - 1) * std / math.sqrt(len(clean))
+    half = stats.t.ppf(1 - (1 - level) / 2, n - 1) * std / math.sqrt(n)
     return Interval(mean, mean - half, mean + half)
 
 

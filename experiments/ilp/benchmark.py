@@ -261,21 +261,28 @@ def interventions(
 
 def recovery(results: Sequence[dict[str, Any]], by: str = "planted") -> dict[str, Any]:
     """R[c, x]: fraction of cause-c records unlearned after plain SFT that are learned after x
-    (mean and std over seeds); rows by planted cause, or by diagnosed label with by='labels'."""
+    (mean and std over seeds, and the per-seed counts of records learned, which the page pools);
+    rows by planted cause, or by diagnosed label with by='labels'."""
     table: dict[str, dict[str, list[float]]] = {c: {x: [] for x in INTERVENTIONS} for c in CAUSES}
+    learned: dict[str, dict[str, list[int]]] = {c: {x: [] for x in INTERVENTIONS} for c in CAUSES}
     counts: dict[str, list[int]] = {c: [] for c in CAUSES}
     for result in results:
         for cause in CAUSES:
             ids = [i for i, u in result["unlearned"].items() if u and result[by][i] == cause]
             counts[cause].append(len(ids))
             for x in INTERVENTIONS:
-                if ids and x in result.get("after", {}):
-                    table[cause][x].append(float(np.mean([not result["after"][x][i] for i in ids])))
+                if x not in result.get("after", {}):
+                    continue
+                fixed = [not result["after"][x][i] for i in ids]
+                learned[cause][x].append(sum(fixed))
+                if ids:
+                    table[cause][x].append(float(np.mean(fixed)))
     spreads = {c: {x: spread(v) for x, v in row.items()} for c, row in table.items()}
     return {
         "mean": {c: {x: s["mean"] for x, s in row.items()} for c, row in spreads.items()},
         "std": {c: {x: s["std"] for x, s in row.items()} for c, row in spreads.items()},
         "unlearned_records": counts,
+        "recovered_records": learned,
     }
 
 

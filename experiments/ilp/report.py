@@ -8,6 +8,9 @@ The benchmark and real-model runs call the same writers with their fresh results
 from __future__ import annotations
 
 import argparse
+import itertools
+import math
+import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,12 +22,15 @@ from components.common.matrix_plot import matrix_plot
 from components.common.plots import bar_plot
 from components.ilp_diagnosis.attribute import CAUSES
 from experiments.report import SPREAD_NOTE, format_pm, replace_section, table
+from experiments.stats import summary_ci, threshold_verdict, wilson_ci
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = "ilp.md"
 # the benchmark's runs in column order: X1 (for C1) and X2 (C2) with their compute-matched CPT
 # control, then X3r/X3b (C3: relabel, bucketed batches), X4 (C4), X5 (C5) and their SFT control
 INTERVENTIONS = ("X1", "X2", "ctrl_cpt", "X3r", "X3b", "X4", "X5", "ctrl_sft")
+# macro-F1 targets: the issue's 0.8 and our tiny-world pass criterion
+MACRO_F1_TARGETS = (0.8, 0.6)
 
 
 def _spread(stored: Mapping[str, float | None]) -> str:
@@ -35,18 +41,79 @@ def _rounded(values: Sequence[float]) -> list[float]:
     return [round(v, 2) for v in values]
 
 
+def _seed_ci(stored: Mapping[str, Any], n: int) -> str:
+    """The 95 % t interval over n seeds of a value stored as mean and sample std."""
+    return str(summary_ci(stored["mean"], stored["std"], n))
+
+
+def macro_f1_verdicts(stored: Mapping[str, Any], n: int) -> str:
+    interval = summary_ci(stored["mean"], stored["std"], n)
+    return "; ".join(
+        f"≥ {target}: **{threshold_verdict(interval, target)}**" for target in MACRO_F1_TARGETS
+    )
+
+
+def reconstructed_totals(mean: float, std: float | None, n: Sequence[int]) -> list[int]:
+    """The possible totals of records learned over the seeds, from a stored per-seed mean and
+    sample std of k_i / n_i (seeds with n_i > 0), over integer k_i ≤ n_i: for results written
+    before the per-seed counts were kept (one total when the stored values pin it down)."""
+    sizes = [m for m in n if m > 0]
+    totals = set()
+    for ks in itertools.product(*(range(m + 1) for m in sizes)):
+        rates = [k / m for k, m in zip(ks, sizes, strict=True)]
+        fits = math.isclose(statistics.fmean(rates), mean, abs_tol=1e-9)
+        if std is not None and len(rates) > 1:
+            fits = fits and math.isclose(statistics.stdev(rates), std, abs_tol=1e-9)
+        if fits:
+            totals.add(sum(ks))
+    return sorted(totals)
+
+
+def pooled_recovery(recovery: Mapping[str, Any], cause: str, x: str) -> tuple[list[int], int]:
+    """(the possible totals of records learned after x, the records unlearned after plain SFT),
+    pooled over seeds; no totals when no seed had such records."""
+    n = recovery["unlearned_records"][cause]
+    if recovery["mean"][cause][x] is None:
+        return [], sum(n)
+    if "recovered_records" in recovery:
+        return [sum(recovery["recovered_records"][cause][x])], sum(n)
+    return reconstructed_totals(recovery["mean"][cause][x], recovery["std"][cause][x], n), sum(n)
+
+
+def pooled_cell(recovery: Mapping[str, Any], cause: str, x: str) -> str:
+    """`p [low, high] (k/n)`; where the stored values fit several totals, their range and the
+    Wilson bounds of the lowest and the highest."""
+    totals, n = pooled_recovery(recovery, cause, x)
+    if not totals:
+        return "n/a"
+    low, high = wilson_ci(totals[0], n), wilson_ci(totals[-1], n)
+    if len(totals) == 1:
+        return f"{low} ({totals[0]}/{n})"
+    return (
+        f"{low.estimate:.2f}–{high.estimate:.2f} [{low.low:.2f}, {high.high:.2f}] "
+        f"({totals[0]}–{totals[-1]}/{n})"
+    )
+
+
 def benchmark_tables(summary: Mapping[str, Any]) -> str:
+    seeds = len(summary["seeds"])
     parts = [
-        f"Seeds: {summary['seeds']} ({SPREAD_NOTE}). Overall unlearned rate "
-        f"{_spread(summary['unlearned_rate'])}; macro-F1 of diagnosed vs planted cause "
-        f"**{_spread(summary['macro_f1'])}** "
-        f"(per seed {_rounded(summary['macro_f1']['per_seed'])}).",
+        f"Seeds: {summary['seeds']} ({SPREAD_NOTE}; 95 % CI: the t interval over seeds, "
+        "`experiments.stats`). Overall unlearned rate "
+        f"{_spread(summary['unlearned_rate'])} (95 % CI "
+        f"{_seed_ci(summary['unlearned_rate'], seeds)}); macro-F1 of diagnosed vs planted cause "
+        f"**{_spread(summary['macro_f1'])}** (95 % CI {_seed_ci(summary['macro_f1'], seeds)}; "
+        f"per seed {_rounded(summary['macro_f1']['per_seed'])}); target "
+        f"{macro_f1_verdicts(summary['macro_f1'], seeds)}.",
         "",
         f"**Unlearned rate per planted group** ({SPREAD_NOTE})",
         "",
         table(
-            ["group", "unlearned rate"],
-            [[g, _spread(v)] for g, v in summary["unlearned_rate_by_planted"].items()],
+            ["group", "unlearned rate", "95 % CI"],
+            [
+                [g, _spread(v), _seed_ci(v, seeds)]
+                for g, v in summary["unlearned_rate_by_planted"].items()
+            ],
         ),
         "",
         "**Confusion matrix** (unlearned records summed over seeds; rows planted, columns "
@@ -70,16 +137,20 @@ def benchmark_tables(summary: Mapping[str, Any]) -> str:
         rec = summary["recovery"]
         parts += [
             "",
-            "**Recovery matrix** R[c, x]: fraction of the planted-cause records unlearned after "
-            f"plain SFT that are learned after intervention x ({SPREAD_NOTE}; n = unlearned "
-            "records per seed)",
+            "**Recovery matrix** R[c, x]: of the planted-cause records unlearned after plain "
+            "SFT, the fraction learned after intervention x, **pooled over the seeds' records** "
+            "(learned / unlearned), with its Wilson 95 % CI; n = unlearned records per seed. "
+            "A range (`0.04–0.08 … (1–2/26)`): these results kept only the per-seed mean and "
+            "std, which more than one pooled count fits; the range spans them, the interval "
+            "runs from the lowest count's lower Wilson bound to the highest's upper one (the "
+            "next benchmark run stores the counts).",
             "",
             table(
                 ["planted cause (n)", *INTERVENTIONS],
                 [
                     [
                         f"{c} ({', '.join(map(str, rec['unlearned_records'][c]))})",
-                        *[format_pm(rec["mean"][c][x], rec["std"][c][x]) for x in INTERVENTIONS],
+                        *[pooled_cell(rec, c, x) for x in INTERVENTIONS],
                     ]
                     for c in CAUSES
                 ],
@@ -120,17 +191,24 @@ def benchmark_plots(img_dir: Path, summary: Mapping[str, Any], suffix: str = "")
         ),
     ]
     if "recovery" in summary:
-        mean = summary["recovery"]["mean"]
+        rec = summary["recovery"]
+        pooled = {(c, x): pooled_recovery(rec, c, x) for c in CAUSES for x in INTERVENTIONS}
+        # one value per cell for the figure: the middle of the totals that fit
         paths.append(
             matrix_plot(
                 [
-                    [np.nan if mean[c][x] is None else mean[c][x] for x in INTERVENTIONS]
+                    [
+                        float(np.mean(pooled[c, x][0])) / pooled[c, x][1]
+                        if pooled[c, x][0]
+                        else np.nan
+                        for x in INTERVENTIONS
+                    ]
                     for c in CAUSES
                 ],
                 list(CAUSES),
                 list(INTERVENTIONS),
                 img_dir / f"ilp_recovery{suffix}.png",
-                title="Recovery: fraction learned after each intervention",
+                title="Recovery: fraction learned after each intervention (pooled)",
                 xlabel="intervention",
                 ylabel="planted cause",
             )
@@ -145,6 +223,12 @@ def write_benchmark_section(out_dir: Path, summary: Mapping[str, Any], variant: 
     replace_section(out_dir / DOC, section, benchmark_tables(summary))
 
 
+def planted_counts(result: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+    """Planted group → (unlearned records, records), from the stored rate and group size."""
+    rates, sizes = result["truth"]["unlearned_rate_by_planted"], result["planted"]
+    return {group: (round(rate * sizes[group]), sizes[group]) for group, rate in rates.items()}
+
+
 def real_model_tables(result: Mapping[str, Any]) -> str:
     """The SmolLM2 lane: one run, so counts and rates without a spread."""
     summary, truth = result["summary"], result["truth"]
@@ -156,12 +240,17 @@ def real_model_tables(result: Mapping[str, Any]) -> str:
             f"{result['finetune']['max_steps']} steps. Wall time {result['seconds']:.0f} s.",
             "",
             f"Unlearned rate **{summary['unlearned_rate']:.3f}** "
-            f"({summary['unlearned']} of {summary['records']}); tau_JSD = "
-            f"{summary['tau_jsd']:.3f}.",
+            f"({summary['unlearned']} of {summary['records']}; Wilson 95 % CI "
+            f"{wilson_ci(summary['unlearned'], summary['records']).format(3)}); tau_JSD = "
+            f"{summary['tau_jsd']:.3f}. One run, so no spread over seeds; the intervals are over "
+            "records.",
             "",
             table(
-                ["planted group", "unlearned rate"],
-                [[g, f"{v:.2f}"] for g, v in truth["unlearned_rate_by_planted"].items()],
+                ["planted group", "unlearned", "rate (Wilson 95 % CI)"],
+                [
+                    [g, f"{k} of {n}", str(wilson_ci(k, n))]
+                    for g, (k, n) in planted_counts(result).items()
+                ],
             ),
             "",
             table(

@@ -1,6 +1,7 @@
 """Tables, verdict and overlays of docs/results/seg.md, from the study's per-run results.
 
-    python -m experiments.seg.report   # rewrite the results section from docs/results/seg_runs.json
+    python -m experiments.seg.report   # results from docs/results/seg_runs.json, speed from
+                                       # bench/results/seg_throughput.json
 
 `summarize` turns the runs into the page's cells (mean, sample std, n); `render` prints the cells,
 so a page written from fresh runs and one written from stored cells look the same. The generated
@@ -19,8 +20,11 @@ import numpy as np
 from components.common.io import atomic_path, read_json
 from components.seg_train.overlays import overlay_figure
 from experiments.report import SPREAD_NOTE, format_pm, mean_std, replace_section, table
+from experiments.stats import summary_ci, threshold_verdict
 
 SECTION = "results"
+SPEED_SECTION = "speed"
+SPEED_COMMAND = "python -m bench.seg_throughput --threads 1 --repeats 5"
 METRICS = (
     ("dice", 3, "Lesion Dice on the held-out domain (higher is better)"),
     ("hd95", 1, "Lesion HD95 in mm on the held-out domain (lower is better)"),
@@ -103,20 +107,25 @@ def summarize(runs: list[dict], domains: Sequence[str], seeds: Sequence[int]) ->
     }
 
 
+def paired_ci(stored: dict[str, float]) -> str:
+    """The 95 % t interval of a stored paired difference (mean, sample std, n runs)."""
+    return summary_ci(stored["mean"], stored["std"], stored["n"]).format(3)
+
+
 def verdict(overall: dict[str, float]) -> str:
-    """One sentence from the paired held-out differences: "better" needs a positive mean and
-    full ahead in at least two thirds of the (fold, seed) runs, "worse" the mirror image."""
-    mean, wins, n = overall["mean"], overall["wins"], overall["n"]
-    if mean > 0 and wins >= 2 * n / 3:
-        outcome = "generalised better than"
-    elif mean < 0 and wins <= n / 3:
-        outcome = "generalised worse than"
-    else:
-        outcome = "did not clearly differ from"
+    """One sentence from the paired held-out differences, read off their 95 % t interval:
+    "better" when it lies wholly above 0, "worse" when wholly below, else no clear difference."""
+    interval = summary_ci(overall["mean"], overall["std"], overall["n"])
+    outcome = {
+        "supported": "generalised better than",
+        "contradicted": "generalised worse than",
+        "not shown": "did not clearly differ from",
+    }[threshold_verdict(interval, 0.0)]
     return (
         f"**Verdict (computed):** on this benchmark the full dual-task objective {outcome} the "
-        f"plain SegResNet on the held-out scanner: Dice difference {mean:+.3f} "
-        f"(sample std {overall['std']:.3f}), full ahead in {wins} of {n} fold × seed runs."
+        f"plain SegResNet on the held-out scanner: Dice difference {interval.format(3)} "
+        f"(mean and 95 % t interval over the {overall['n']} fold × seed runs, sample std "
+        f"{overall['std']:.3f}), full ahead in {overall['wins']} of {overall['n']}."
     )
 
 
@@ -164,15 +173,71 @@ def render(summary: dict[str, Any]) -> str:
     ]
     if paired:
         folds = [f for f in [*summary["domains"], "all"] if f in paired]
-        rows = [[f, _pm(paired[f], 3), f"{paired[f]['wins']} / {paired[f]['n']}"] for f in folds]
+        rows = [
+            [f, _pm(paired[f], 3), paired_ci(paired[f]), f"{paired[f]['wins']} / {paired[f]['n']}"]
+            for f in folds
+        ]
         parts += [
             "**Paired difference full − plain, held-out Dice (per fold, over seeds)**",
-            table(["fold", "full − plain", "runs where full is better"], rows),
+            table(["fold", "full − plain", "95 % CI", "runs where full is better"], rows),
             verdict(paired["all"]),
         ]
     timing = ", ".join(f"{r} {summary['seconds'][r]:.0f} s" for r in rungs)
     parts.append(f"Mean wall time per run (train + evaluate, 1 thread, shared CPU): {timing}.")
     return "\n\n".join(parts)
+
+
+def speed_table(bench: dict[str, Any]) -> str:
+    """The training and inference cost of the dual-task model from bench/seg_throughput.py's
+    medians. The dual step trains two RandConv views of one source crop, so per source crop it
+    processes twice the voxels of a plain step on that crop: its cost per crop against the plain
+    model at batch two (the fair reference: the same batch shape) is 2 · plain₂ / dual in
+    voxels/s, against plain at batch one 2 · plain₁ / dual."""
+    train, infer = bench["train_voxels_per_s"], bench["infer_voxels_per_s"]
+    plain1, plain2, dual = train["plain"], train["plain_batch2"], train["dual"]
+    rows = [
+        [
+            "training, voxels/s, batch of two (dual: the two views)",
+            f"{plain2:,.0f}",
+            f"{dual:,.0f}",
+            f"**{plain2 / dual:.2f}×** per voxel",
+            "≤ 1.5×",
+        ],
+        [
+            "training, per source crop, against plain at batch two",
+            f"{plain2:,.0f}",
+            f"{dual:,.0f}",
+            f"**{2 * plain2 / dual:.2f}×** per crop",
+            "",
+        ],
+        [
+            "training, per source crop, against plain at batch one",
+            f"{plain1:,.0f}",
+            f"{dual:,.0f}",
+            f"{2 * plain1 / dual:.2f}× per crop",
+            "",
+        ],
+        [
+            "sliding-window inference, voxels/s",
+            f"{infer['plain']:,.0f}",
+            f"{infer['dual']:,.0f}",
+            f"**{infer['plain'] / infer['dual']:.2f}×**",
+            "≤ 1.1×",
+        ],
+    ]
+    return "\n\n".join(
+        [
+            f"`{SPEED_COMMAND}` (`bench/results/seg_throughput.json`, {bench['threads']} "
+            f"thread; medians of interleaved repeats, which the bench does not keep, so no "
+            "interval):",
+            table(["", "plain", "dual-task", "dual / plain time", "target"], rows),
+        ]
+    )
+
+
+def write_speed(doc: Path, bench_json: Path) -> None:
+    if bench_json.is_file():
+        replace_section(doc, SPEED_SECTION, speed_table(read_json(bench_json)))
 
 
 def write_page(doc: Path, body: str, command: str) -> None:
@@ -262,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/results/seg.md"))
     parser.add_argument("--images", type=Path, default=Path("docs/results/img"))
     parser.add_argument("--examples", type=Path, default=Path("reports/seg_compare/examples"))
+    parser.add_argument("--bench", type=Path, default=Path("bench/results/seg_throughput.json"))
     args = parser.parse_args(argv)
+    write_speed(args.out, args.bench)
     body, _ = publish(read_json(args.raw), args.out, args.images, args.examples)
     print(body)
     return 0

@@ -2,8 +2,11 @@
 
 import random
 
-from experiments.epi.report import verdict, write_report
+import pytest
+
+from experiments.epi.report import chance_overlap, drift_verdict, verdict, write_report
 from experiments.epi.run import METHODS
+from experiments.stats import Interval
 
 
 def fake_run(rng, base):
@@ -16,17 +19,37 @@ def fake_run(rng, base):
         "conflict_mean": 0.4,
         "drift.jaccard_consecutive_mean": 0.8,
         "drift.overlap_first_final": 0.3,
-        "drift.jaccard_random": 0.0256,
+        "drift.jaccard_random": 0.05 / 1.95,  # p / (2 - p) at p = 0.05
+        "train_records": 100,
     }
     return run
 
 
-def test_verdict_rule():
-    a = [{"x": 0.9}, {"x": 0.8}]
-    b = [{"x": 0.5}, {"x": 0.6}]
-    assert verdict(a, b, "x")[0] == "supported"
+def test_verdict_is_read_off_the_95_percent_interval_of_per_seed_differences():
+    # per-seed differences a - b = 0.3, 0.2, 0.4: mean 0.3, sample std 0.1,
+    # half-width t(0.975, 2) * 0.1 / sqrt(3) = 4.3027 * 0.057735 = 0.24841
+    a = [{"x": 0.9}, {"x": 0.8}, {"x": 1.0}]
+    b = [{"x": 0.6}, {"x": 0.6}, {"x": 0.6}]
+    word, interval = verdict(a, b, "x")
+    assert word == "supported"
+    assert (interval.low, interval.high) == pytest.approx((0.05159, 0.54841), abs=1e-5)
     assert verdict(b, a, "x")[0] == "contradicted"
-    assert verdict(a, a, "x")[0].startswith("not shown")
+    # lower is better: a forgets more, so the claim "a forgets less" is contradicted
+    assert verdict(a, b, "x", higher_is_better=False)[0] == "contradicted"
+    # differences 0.3, -0.1, 0.4: mean 0.2, the interval spans 0
+    c = [{"x": 0.9}, {"x": 0.5}, {"x": 1.0}]
+    assert verdict(c, b, "x")[0] == "not shown"
+
+
+def test_drift_reference_is_p_not_the_chance_jaccard():
+    # stored chance Jaccard J = p / (2 - p) = 0.05 / 1.95; p = 2J / (1 + J) = 0.05
+    assert chance_overlap([{"drift.jaccard_random": 0.05 / 1.95}]) == pytest.approx(0.05)
+    p = 0.05  # drift needs the whole interval in (2p, 0.9) = (0.10, 0.9)
+    assert drift_verdict(Interval(0.112, 0.1004, 0.124), p) == "supported"
+    # the sequential row: 0.095 [0.078, 0.112] straddles 2p; above 2 * p/(2-p) = 0.051 it passed
+    assert drift_verdict(Interval(0.095, 0.078, 0.112), p) == "not shown"
+    assert drift_verdict(Interval(0.06, 0.055, 0.065), p) == "contradicted"
+    assert drift_verdict(Interval(0.95, 0.92, 0.98), p) == "contradicted"
 
 
 def raw_results() -> dict:
@@ -47,4 +70,6 @@ def test_report_is_written_from_raw_results(tmp_path):
     assert "\nold\n" not in text and "sample std (ddof = 1)" in text
     assert "| epi |" in text and "Interference" in text and "BWT" in text
     assert "EPI beats full SFT on average accuracy" in text and "**supported**" in text
+    assert "schedule, not isolation" in text and "dominated by under-training" in text
+    assert "random mask ≈ full SFT within ±5 points (TOST" in text
     assert (tmp_path / "img" / "epi_mixed_accuracy.png").stat().st_size > 1000

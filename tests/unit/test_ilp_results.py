@@ -84,3 +84,45 @@ def test_the_page_is_rewritten_from_the_results_json_in_intervention_order(tmp_p
     text = (tmp_path / report.DOC).read_text()
     assert "| planted cause (n) | " + " | ".join(report.INTERVENTIONS) + " |" in text
     assert "Overall unlearned rate after each run: X1 " in text
+
+
+def test_recovery_keeps_per_seed_counts_and_the_page_pools_them_over_records(tmp_path):
+    # C1: records a, b unlearned in both seeds; X1 fixes a and b in seed 0, only a in seed 1
+    summary = benchmark.aggregate([fake_seed(0, {"a", "b"}), fake_seed(1, {"a"})])
+    assert summary["recovery"]["recovered_records"]["C1"]["X1"] == [2, 1]
+    # pooled 3 of 4 = 0.75; Wilson (z = 1.96): centre (0.75 + 1.96²/8) / (1 + 1.96²/4) = 0.62753,
+    # half 1.96 · sqrt(0.75 · 0.25 / 4 + 1.96² / 64) / 1.9604 = 0.32689: [0.30, 0.95]
+    assert report.pooled_cell(summary["recovery"], "C1", "X1") == "0.75 [0.30, 0.95] (3/4)"
+    report.write_benchmark_section(tmp_path, summary)
+    assert "| C1 (2, 2) | 0.75 [0.30, 0.95] (3/4) |" in (tmp_path / report.DOC).read_text()
+
+
+def test_pooled_count_is_reconstructed_from_stored_means_only_where_unique():
+    # seeds with 1 and 10 unlearned records: 1/1 and 7/10 give mean 0.85, sample std
+    # |1 - 0.7| / sqrt(2) = 0.212132; no other integer pair fits, so 8 of 11 pooled
+    assert report.reconstructed_totals(0.85, 0.3 / 2**0.5, [0, 1, 10]) == [8]
+    # 1/1 with 0/10, or 0/1 with 10/10: both mean 0.5, std 0.707107, totals 1 or 10
+    assert report.reconstructed_totals(0.5, 0.5 * 2**0.5, [1, 10]) == [1, 10]
+    stored = {"mean": {"C4": {"X3r": 0.5}}, "std": {"C4": {"X3r": 0.5 * 2**0.5}}}
+    stored["unlearned_records"] = {"C4": [0, 1, 10]}
+    # 1/11 = 0.09 (Wilson low 0.016) to 10/11 = 0.91 (Wilson high 0.984)
+    assert report.pooled_cell(stored, "C4", "X3r") == "0.09–0.91 [0.02, 0.98] (1–10/11)"
+
+
+def test_real_model_rates_are_counts_of_their_group_with_wilson_intervals():
+    result = {
+        "truth": {"unlearned_rate_by_planted": {"C1": 14 / 16, "control": 1 / 31}},
+        "planted": {"C1": 16, "control": 31},
+    }
+    assert report.planted_counts(result) == {"C1": (14, 16), "control": (1, 31)}
+
+
+def test_macro_f1_verdict_reads_the_interval_over_seeds():
+    # 0.69, 0.48, 0.52: mean 0.563, s = 0.1108, half 4.3027 · 0.1108 / sqrt(3) = 0.2753:
+    # [0.288, 0.839] reaches both targets: neither shown nor excluded
+    stored = {"mean": 0.5633, "std": 0.1108}
+    assert report.macro_f1_verdicts(stored, 3) == "≥ 0.8: **not shown**; ≥ 0.6: **not shown**"
+    # 0.43 ± 0.08: [0.231, 0.629], wholly below 0.8
+    assert report.macro_f1_verdicts({"mean": 0.43, "std": 0.08}, 3).startswith(
+        "≥ 0.8: **contradicted**"
+    )

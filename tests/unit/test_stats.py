@@ -10,6 +10,7 @@ from experiments.stats import (
     equivalence_verdict,
     mean_ci,
     paired_difference_ci,
+    summary_ci,
     threshold_verdict,
     wilson_ci,
 )
@@ -22,6 +23,14 @@ def test_mean_ci_is_the_t_interval_with_the_sample_std():
     assert interval.estimate == 3.0
     assert interval.low == pytest.approx(3 - half, abs=1e-4)
     assert interval.high == pytest.approx(3 + half, abs=1e-4)
+
+
+def test_summary_ci_is_the_t_interval_of_a_stored_mean_and_std():
+    # mean 0.0907, s = 0.0395, n = 3: t(0.975, 2) = 4.30265 (table), half = 4.30265 * 0.0395 /
+    # sqrt(3) = 0.098123
+    interval = summary_ci(0.0907, 0.0395, 3)
+    assert (interval.low, interval.high) == pytest.approx((-0.007423, 0.188823), abs=1e-5)
+    assert math.isnan(summary_ci(0.5, None, 1).low)
 
 
 def test_one_seed_has_no_interval_and_no_verdict():
@@ -90,3 +99,41 @@ def test_a_wide_interval_around_zero_is_not_equivalence():
 
 def test_an_interval_excluding_zero_is_a_difference():
     assert equivalence_verdict([0.20, 0.22, 0.21], margin=0.05) == "different"
+
+
+def test_interval_format_scales_every_number():
+    # a share printed as percent points: 0.5 [0.25, 0.75] × 100 at one digit
+    assert Interval(0.5, 0.25, 0.75).format(digits=1, scale=100) == "50.0 [25.0, 75.0]"
+    assert Interval(0.5, math.nan, math.nan).format(digits=1, scale=100) == "50.0 [n/a]"
+    assert Interval(math.nan, math.nan, math.nan).format() == "n/a"
+
+
+def test_auroc_interval_without_one_class_keeps_the_estimate_and_has_no_bounds():
+    for interval in (auroc_ci(0.7, 0, 5), auroc_ci(0.7, 5, 0)):
+        assert interval.estimate == 0.7 and math.isnan(interval.low) and math.isnan(interval.high)
+    assert all(
+        math.isnan(x) for x in (auroc_ci(math.nan, 5, 5).estimate, auroc_ci(math.nan, 5, 5).high)
+    )
+    # one of each is enough: Q1 = Q2 = 1/3, SE² = 0.25 / 1, half-width 0.98 → clipped to [0, 1]
+    assert auroc_ci(0.5, 1, 1) == Interval(0.5, 0.0, 1.0)
+
+
+def test_paired_difference_ci_passes_its_level_on():
+    # differences 1, 2, 3: mean 2, sd 1, SE 1/√3; t(0.75, df 2) = 0.5·√(2/0.75) = 0.816497
+    interval = paired_difference_ci([2.0, 3.0, 4.0], [1.0, 1.0, 1.0], level=0.5)
+    half = 0.816497 / math.sqrt(3)
+    assert (interval.low, interval.high) == pytest.approx((2 - half, 2 + half), abs=1e-5)
+
+
+def test_wilson_interval_of_one_trial_and_of_none():
+    # 1/1, z² = 3.841459: centre (1 + z²/2) / (1 + z²) = 2.920729 / 4.841459 = 0.603275,
+    # half z·√(z²/4) / (1 + z²) = 1.920729 / 4.841459 = 0.396725: [0.206549, 1.0]
+    one = wilson_ci(1, 1)
+    assert (one.estimate, one.low, one.high) == pytest.approx((1.0, 0.206549, 1.0), abs=1e-5)
+    assert all(math.isnan(x) for x in (wilson_ci(0, 0).estimate, wilson_ci(0, 0).high))
+
+
+def test_an_interval_touching_the_threshold_shows_nothing():
+    # "≥ 0.75" needs the whole interval above 0.75: a bound equal to it is not enough either way
+    assert threshold_verdict(Interval(0.8, 0.75, 0.9), 0.75) == "not shown"
+    assert threshold_verdict(Interval(0.7, 0.6, 0.75), 0.75) == "not shown"

@@ -49,6 +49,18 @@ def terms_of(params: SegLossParams, out: TrainOutput, target, sdf_target=None) -
 ONLY = {"sdf": 0.0, "reciprocal": 0.0, "consistency": 0.0, "contrastive": 0.0}
 
 
+def test_a_zero_weight_switches_its_term_off_with_every_input_present(monkeypatch):
+    # two views (batch 2), an SDF head and its target, embeddings with a feature loss to give:
+    # every term could be computed, and a weight of 0 must leave it out (not add 0 · term), so
+    # the log shows what was trained. Catches: `weight > 0` → `weight >= 0` for any of the four.
+    monkeypatch.setattr(losses, "contrastive_loss", lambda *args: torch.tensor(0.4))
+    target = torch.ones(2, 1, 4, 4, 4)
+    out = TrainOutput(
+        torch.zeros_like(target), torch.zeros_like(target), torch.zeros(2, 4, 1, 1, 1)
+    )
+    assert set(terms_of(SegLossParams(**ONLY), out, target, -torch.ones_like(target))) == {"seg"}
+
+
 def test_sdf_term_is_weighted_l1_over_samples_with_a_lesion():
     # sample 0: ŝ = (0.5, −0.5) against φ = (1, −1): |.| = 0.5, 0.5; sample 1 has φ = 0 (no
     # lesion): skipped. L_SDF = 2 · mean(0.5, 0.5) = 1.0.

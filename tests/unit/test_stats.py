@@ -137,3 +137,9 @@ def test_an_interval_touching_the_threshold_shows_nothing():
     # "≥ 0.75" needs the whole interval above 0.75: a bound equal to it is not enough either way
     assert threshold_verdict(Interval(0.8, 0.75, 0.9), 0.75) == "not shown"
     assert threshold_verdict(Interval(0.7, 0.6, 0.75), 0.75) == "not shown"
+
+
+def test_no_items_and_one_difference_give_no_interval_and_no_equivalence():
+    empty = wilson_ci(0, 0)
+    assert math.isnan(empty.estimate) and math.isnan(empty.low) and math.isnan(empty.high)
+    assert equivalence_verdict([0.001], margin=1.0) == "not shown"

@@ -68,7 +68,6 @@ class GrmScorerModel(mlflow.pyfunc.PythonModel):
 class EgrmModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         from components.grm_scorer.inference import GatedGrm
-        from components.grm_scorer.params import GatingParams
 
         config = json.loads(Path(context.artifacts["gating"]).read_text())
         self.grm = GatedGrm.load(

@@ -1,4 +1,4 @@
-"""make install runs `pip install --no-deps -r requirements.lock`: the lock must be the closure."""
+"""make install runs `uv pip install --no-deps -r requirements.lock`: the lock is the closure."""
 
 import re
 from importlib.metadata import distribution

@@ -39,7 +39,9 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 repro: install ## run the whole pipeline (dvc repro) on the small defaults
-	$(BIN)/dvc repro
+# dvc repro in two lanes side by side (the LLM chain; segmentation then reward modeling), one
+# thread each: pipelines/repro.py. `dvc repro` alone runs the same stages one at a time.
+	$(BIN)/python -m pipelines.repro
 # one line per stage against the demo targets, then reports/index.md (named on the last line);
 # `dvc metrics show` and `dvc plots show` still give every number and curve
 	$(BIN)/python -m pipelines.summary

@@ -88,6 +88,14 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def open_experiment() -> None:
+    """Points MLflow at the project's store and experiment, creating either if it is new."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", DEFAULT_EXPERIMENT))
+
+
 @contextlib.contextmanager
 def step_run(
     step: str, profile: str, params: BaseModel | None = None
@@ -99,8 +107,7 @@ def step_run(
         return
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
-    mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", DEFAULT_EXPERIMENT))
+    open_experiment()
     tags = {"git_commit": git_commit(), "step": step, "profile": profile}
     with mlflow.start_run(run_name=step, tags=tags) as run:
         if params is not None:

@@ -49,6 +49,14 @@ MIXED_CLAIMS = (
         True,
     ),
     (
+        "isolation on the staged schedule at CPI-FT's p = 1 %: CPI beats staged full SFT",
+        "cpi@p=1%",
+        "multistage",
+        "acc_mean",
+        True,
+    ),
+    ("CPI's core size: p = 1 % beats p = 5 % (both staged)", "cpi@p=1%", "cpi", "acc_mean", True),
+    (
         "schedule alone: full SFT on the mixed stream beats staged full SFT (multistage)",
         "full",
         "multistage",
@@ -65,6 +73,7 @@ MIXED_CLAIMS = (
 SEQUENTIAL_CLAIMS = (
     ("EPI forgets the first task less than full SFT", "epi", "full"),
     ("static isolation (CPI) forgets the first task less than full SFT", "cpi", "full"),
+    ("CPI at CPI-FT's p = 1 % forgets the first task less than full SFT", "cpi@p=1%", "full"),
     ("stage memory forgets the first task less than plain EPI", "epi+stage_memory", "epi"),
 )
 

@@ -3,6 +3,7 @@
     python -m experiments.epi.run                  # 3 seeds, both scenarios (~1 h, 2 cores)
     python -m experiments.epi.run --seeds 1        # one seed; raw files merge
     python -m experiments.epi.run --report-only    # rewrite the page, no training
+    python -m experiments.epi.run --only cpi@p=1%  # add variants to the saved per-seed runs
 
 Scenarios on the tiny profile (one dataset and one pretrained base per scenario, shared by all
 methods; the seed varies fine-tuning):
@@ -30,11 +31,16 @@ from components.pretrain.step import run as pretrain
 from experiments.epi.report import write_report
 
 METHODS = ["full", "multistage", "cpi", "epi_static", "epi", "random_mask", "inverse_epi"]
+# CPI-FT's own core size; `cpi` runs at EPI's p = 5 % so that the two isolate as many weights
+CPI_PAPER_P: dict[str, Any] = {"method": "cpi", "cpi": {"iso_ratio": 0.01}}
 SCENARIOS: dict[str, dict[str, Any]] = {
     "mixed": {
         "data": {"train_per_task": {"reverse": 600, "add": 600, "recall": 90, "fact_qa": 400}},
         "finetune": {"schedule": "mixed"},
-        "extensions": {"epi+per_task_ema": {"method": "epi", "isolation": {"per_task_ema": True}}},
+        "extensions": {
+            "epi+per_task_ema": {"method": "epi", "isolation": {"per_task_ema": True}},
+            "cpi@p=1%": CPI_PAPER_P,
+        },
     },
     "sequential": {
         "data": {
@@ -43,7 +49,10 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "task_stage": {"recall": 0, "reverse": 1, "add": 2},
         },
         "finetune": {"schedule": "sequential"},
-        "extensions": {"epi+stage_memory": {"method": "epi", "isolation": {"stage_memory": True}}},
+        "extensions": {
+            "epi+stage_memory": {"method": "epi", "isolation": {"stage_memory": True}},
+            "cpi@p=1%": CPI_PAPER_P,
+        },
     },
 }
 
@@ -55,7 +64,10 @@ def merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_scenario(name: str, seeds: list[int], steps: int, work: Path) -> dict[str, Any]:
+def run_scenario(
+    name: str, seeds: list[int], steps: int, work: Path, only: list[str] | None = None
+) -> dict[str, Any]:
+    """Every method of the scenario (or the `only` labels), per seed: {label: [run per seed]}."""
     spec = SCENARIOS[name]
     data_dir, base_dir = work / name / "data", work / name / "base"
     prepare(DataPrepParams(**spec["data"], eval_per_task=50), "tiny", data_dir, work / "r")
@@ -74,6 +86,8 @@ def run_scenario(name: str, seeds: list[int], steps: int, work: Path) -> dict[st
     variants = {m: {"method": m} for m in METHODS} | spec["extensions"]
     if name == "sequential":
         variants.pop("multistage")  # identical to full when the schedule is sequential
+    if only:
+        variants = {label: variants[label] for label in only if label in variants}
     runs: dict[str, list[dict[str, float]]] = {}
     for label, variant in variants.items():
         for seed in seeds:
@@ -87,7 +101,7 @@ def run_scenario(name: str, seeds: list[int], steps: int, work: Path) -> dict[st
         drift_png = work / name / label / str(seeds[0]) / "reports" / "drift.png"
         if label == "epi" and drift_png.is_file():
             shutil.copy(drift_png, work / f"{name}_epi_drift.png")
-    if name == "mixed":
+    if name == "mixed" and not only:
         runs |= single_task_runs(data_dir, base_dir, common, seeds, work / name / "single")
     return runs
 
@@ -137,6 +151,21 @@ def merge_raw(raw_dir: Path) -> dict[str, Any]:
     return {"seeds": sorted(seeds), "steps": steps.pop(), "results": merged_runs}
 
 
+def add_to_saved_runs(
+    raw_dir: Path, seeds: list[int], steps: int, results: dict[str, dict[str, list]]
+) -> None:
+    """Each seed's runs of the new labels into that seed's saved file (same step budget)."""
+    for position, seed in enumerate(seeds):
+        path = raw_dir / f"seeds-{seed}.json"
+        raw = read_json(path)
+        if raw["seeds"] != [seed] or raw["steps"] != steps:
+            raise ValueError(f"{path}: seeds {raw['seeds']}, steps {raw['steps']}: cannot add")
+        for scenario, runs in results.items():
+            for label, values in runs.items():
+                raw["results"][scenario][label] = [values[position]]
+        write_json(path, raw)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m experiments.epi.run", description=__doc__.split("\n")[0]
@@ -150,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="rewrite epi.md from the saved epi_runs/*.json without training",
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        help="run only these variant labels and add them to the saved runs of each seed "
+        "(epi_runs/seeds-<seed>.json)",
+    )
     args = parser.parse_args(argv)
     # one raw file per invocation, so seeds can run as parallel processes and be merged here
     raw_dir = args.out / "epi_runs"
@@ -157,15 +192,20 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", "epi-comparison")
         with tempfile.TemporaryDirectory(prefix="epi-compare-") as scratch:
             work = Path(scratch)
-            results = {s: run_scenario(s, args.seeds, args.steps, work) for s in args.scenarios}
+            results = {
+                s: run_scenario(s, args.seeds, args.steps, work, args.only) for s in args.scenarios
+            }
             for png in work.glob("*_epi_drift.png"):
                 (args.out / "img").mkdir(parents=True, exist_ok=True)
                 shutil.copy(png, args.out / "img" / png.name)
-        tag = "-".join(map(str, args.seeds))
-        write_json(
-            raw_dir / f"seeds-{tag}.json",
-            {"seeds": args.seeds, "steps": args.steps, "results": results},
-        )
+        if args.only:
+            add_to_saved_runs(raw_dir, args.seeds, args.steps, results)
+        else:
+            tag = "-".join(map(str, args.seeds))
+            write_json(
+                raw_dir / f"seeds-{tag}.json",
+                {"seeds": args.seeds, "steps": args.steps, "results": results},
+            )
     print(f"wrote {write_report(args.out, merge_raw(raw_dir))}")
     return 0
 

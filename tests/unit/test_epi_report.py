@@ -73,3 +73,25 @@ def test_report_is_written_from_raw_results(tmp_path):
     assert "schedule, not isolation" in text and "dominated by under-training" in text
     assert "random mask ≈ full SFT within ±5 points (TOST" in text
     assert (tmp_path / "img" / "epi_mixed_accuracy.png").stat().st_size > 1000
+
+
+def test_only_variants_join_each_seeds_saved_runs_in_seed_order(tmp_path):
+    from components.common.io import read_json, write_json
+    from experiments.epi.run import add_to_saved_runs, merge_raw
+
+    for seed in (0, 1):
+        write_json(
+            tmp_path / f"seeds-{seed}.json",
+            {"seeds": [seed], "steps": 10, "results": {"mixed": {"cpi": [{"acc_mean": seed}]}}},
+        )
+    add_to_saved_runs(
+        tmp_path, [0, 1], 10, {"mixed": {"cpi@p=1%": [{"acc_mean": 0.5}, {"acc_mean": 1.5}]}}
+    )
+    assert read_json(tmp_path / "seeds-1.json")["results"]["mixed"]["cpi@p=1%"] == [
+        {"acc_mean": 1.5}
+    ]
+    merged = merge_raw(tmp_path)["results"]["mixed"]
+    assert merged["cpi@p=1%"] == [{"acc_mean": 0.5}, {"acc_mean": 1.5}]
+    assert merged["cpi"] == [{"acc_mean": 0}, {"acc_mean": 1}]
+    with pytest.raises(ValueError, match="steps 10"):
+        add_to_saved_runs(tmp_path, [0], 20, {"mixed": {}})

@@ -375,3 +375,47 @@ def test_randconv_view_is_reproducible_from_its_generator():
     x = torch.rand(1, 1, 4, 4, 4)
     first = random_convolution(x, generator=torch.Generator().manual_seed(3))
     assert torch.equal(first, random_convolution(x, generator=torch.Generator().manual_seed(3)))
+
+
+def test_sdf_reads_an_integer_mask_as_inside_or_outside_and_skips_in_float32():
+    # the profile of test_sdf_normalises_inside_and_outside_separately as integers 0/2 (~2 on an
+    # int array is -3, not "outside"): the same φ. An empty, a full and an all-boundary mask give
+    # float32 zeros, like a real target.
+    sdf = signed_distance(np.array([0, 0, 2, 2, 2, 2, 2, 0])[None, None])
+    expected = [1.0, 0.5, 0.0, -2 / 3, -1.0, -2 / 3, 0.0, 0.5]
+    np.testing.assert_allclose(sdf[0, 0], expected, rtol=0, atol=1e-7)
+    for skipped in (line([0, 0, 0]), line([1, 1, 1]), line([0, 1, 1, 0])):
+        assert signed_distance(skipped).dtype == np.float32
+
+
+def test_randconv_clamps_below_zero_before_normalising():
+    # a 1-voxel kernel of -1, bias 0.5, alpha 1 on x = 0, 0.5, 1: conv = 0.5, 0, -0.5; clamped to
+    # [0, 1]: 0.5, 0, 0; min-max: 1, 0, 0 (without the lower clamp: 1, 0.5, 0)
+    x = torch.tensor([0.0, 0.5, 1.0]).view(1, 1, 3, 1, 1)
+    view = mix_view(x, -torch.ones(1, 1, 1, 1, 1), torch.tensor([0.5]), torch.tensor([1.0]))
+    assert view.flatten().tolist() == [1.0, 0.0, 0.0]
+
+
+def test_consistency_pairs_the_halves_of_a_batch_of_six():
+    # three samples: logits 0, 0, 0 | ln 3, ln 3, ln 3 → p .5 | .75: each pair differs by .25,
+    # L = 2 · .0625 = 0.125 (split into three chunks the batch would not pair at all)
+    logits = torch.tensor([0.0] * 3 + [math.log(3)] * 3).view(6, 1, 1, 1, 1)
+    params = SegLossParams(**{**ONLY, "consistency": 2.0})
+    terms = terms_of(params, TrainOutput(logits, None, None), torch.ones_like(logits))
+    assert terms["consistency"] == pytest.approx(0.125, abs=1e-6)
+
+
+@pytest.mark.parametrize("along_x", [True, False])
+def test_sampler_default_n_min_is_five_lesion_voxels_per_axial_slice(along_x):
+    # a 9³ crop, stride 1: a row of 5 lesion voxels (2..6 at 4, along x or along y) in slice
+    # z = 2 and a row of 4 (2..5) in slice z = 6. With the default n_min = 5 only slice 2 gives a
+    # positive; n_min 4 or 6 (falling back to 4) would take both. Counts are per axial slice, over
+    # x and y: counted over x and z (or y and z), a row along y (or x) would give no positive.
+    torch.manual_seed(0)
+    target = torch.zeros(1, 1, 9, 9, 9)
+    for z, length in ((2, 5), (6, 4)):
+        row = slice(2, 2 + length)
+        target[(0, 0, row, 4, z) if along_x else (0, 0, 4, row, z)] = 1.0
+    positives, negatives = sample_anchors(target, stride=1, ring_size=(5, 5))
+    assert [(b, z) for b, *_, z in positives] == [(0, 2)]
+    assert negatives

@@ -1,4 +1,5 @@
-"""grm_data → grm_policy → grm_scorer → grm_evaluate (E-GRM reward modeling) as a KFP v2 pipeline.
+"""grm_data → grm_policy → grm_scorer → grm_grpo → grm_evaluate (E-GRM reward modeling) as a KFP v2
+pipeline.
 
 Parameters are params.yaml's sections (dicts) with the file's values as compile-time defaults,
 plus the GPU scheduling of pipelines/tasks.py; each task calls the same `run()` as the DVC stage
@@ -10,6 +11,7 @@ from kfp import dsl
 from components.grm_scorer.component import (
     grm_data_op,
     grm_evaluate_op,
+    grm_grpo_op,
     grm_policy_op,
     grm_scorer_op,
 )
@@ -31,7 +33,7 @@ def build_pipeline(params: ProjectParams, models_in_workspace: bool | None = Non
 
     @dsl.pipeline(
         name="reward-egrm",
-        description="Reasoning data → GRM policy SFT → hybrid-loss scorer → gated evaluation",
+        description="Reasoning data → policy SFT → hybrid-loss scorer → GRPO → gated evaluation",
         pipeline_config=WORKSPACE if in_workspace else None,
     )
     def reward(
@@ -62,12 +64,21 @@ def build_pipeline(params: ProjectParams, models_in_workspace: bool | None = Non
             workspace=workspace,
         )
         on_gpu(with_mlflow(scorer), gpu)
+        grpo = grm_grpo_op(
+            profile=profile,
+            params=grm,
+            data=data,
+            policy=policy.outputs["policy"],
+            scorer=scorer.outputs["scorer"],
+            workspace=workspace,
+        )
+        on_gpu(with_mlflow(grpo), gpu)
         # sampling K reasoning paths per question is GPU work too; it also registers the scorer
         evaluated = grm_evaluate_op(
             profile=profile,
             params=grm,
             data=data,
-            policy=policy.outputs["policy"],
+            policy=grpo.outputs["grpo_policy"],
             scorer=scorer.outputs["scorer"],
             workspace=workspace,
         )

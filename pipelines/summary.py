@@ -58,6 +58,7 @@ HEADLINES: dict[str, tuple[Figure, ...]] = {
     "grm_data": (Figure("training questions", "train_questions"),),
     "grm_policy": (Figure("final SFT loss", "sft.final_loss"),),
     "grm_scorer": (Figure("validation best-of-K accuracy", "val.best_of_k.scorer"),),
+    "grm_grpo": (Figure("GRPO steps (0: the SFT policy passed through)", "grpo.steps"),),
     "grm_evaluate": (
         Figure("policy direct accuracy", "always_direct.accuracy", 0.5),
         Figure("consensus AUROC", "auroc.consensus_vs_mode", 0.7),

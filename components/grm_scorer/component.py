@@ -1,4 +1,4 @@
-"""KFP lightweight wrappers of the four E-GRM stages; each calls its DVC stage's `run()`."""
+"""KFP lightweight wrappers of the five E-GRM stages; each calls its DVC stage's `run()`."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
@@ -81,6 +81,38 @@ def grm_scorer_op(
         Path(data.path),
         model_input_dir(policy, workspace),
         Path(scorer.path),
+        Path(reports.path),
+    )
+    log_step_metrics(metrics, values)
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def grm_grpo_op(
+    profile: str,
+    params: dict,
+    data: Input[Dataset],
+    policy: Input[Model],
+    scorer: Input[Model],
+    grpo_policy: Output[Model],
+    reports: Output[Artifact],
+    metrics: Output[Metrics],
+    workspace: str = "",
+):
+    """E-GRM stage 2: GRPO of the SFT policy with the scorer's pairwise reward (steps 0: none)."""
+    from pathlib import Path
+
+    from components.common.kfp_outputs import log_step_metrics, model_input_dir, model_output_dir
+    from components.common.params import validate_section
+    from components.grm_scorer.grpo_step import run
+    from components.grm_scorer.params import GrmParams
+
+    values = run(
+        validate_section(GrmParams, params, "grm"),
+        profile,
+        Path(data.path),
+        model_input_dir(policy, workspace),
+        Path(scorer.path),
+        model_output_dir(grpo_policy, workspace),
         Path(reports.path),
     )
     log_step_metrics(metrics, values)

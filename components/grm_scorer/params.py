@@ -154,11 +154,33 @@ class GrmEvaluateParams(StrictModel):
     egrm_model_name: str = "grm-egrm"
 
 
+class GrpoParams(StrictModel):
+    """grm_grpo, the paper's stage 2: TRL's GRPOTrainer on the SFT policy's CoT prompts.
+    reward=pairwise: the scorer's pairwise reward plus beta * 1[correct] (grpo.py);
+    reward=vanilla: 1[correct] only (the vanilla-GRPO ablation). steps=0 skips GRPO: the SFT
+    policy passes through unchanged."""
+
+    steps: int = Field(0, ge=0)
+    reward: Literal["pairwise", "vanilla"] = "pairwise"
+    beta: float = Field(0.5, ge=0)  # the correctness bonus of R_pair [D]
+    kl_coef: float = Field(0.04, ge=0)  # TRL's beta: KL penalty to the SFT policy [D]
+    num_generations: int = Field(8, ge=2)  # G completions per prompt [D]
+    epsilon: float = Field(0.2, gt=0)  # PPO-style clip [D]
+    prompts_per_step: int = Field(4, gt=0)  # a step's batch is prompts_per_step * G completions
+    # [D] sized for the tiny policy: the spec's 1e-6 (a 7B+ model, full) leaves it unchanged
+    learning_rate: float = Field(1e-4, gt=0)
+    temperature: float = Field(0.7, gt=0)  # sampling of the G paths: the top of cot_temp_range
+    # grpo: per-sequence token mean (the GRPO paper); TRL's default is dapo
+    loss_type: Literal["grpo", "dapo", "dr_grpo"] = "grpo"
+    logging_steps: int = Field(5, gt=0)
+
+
 class GrmParams(StrictModel):
     seed: int = 0
     policy: GrmPolicyParams = GrmPolicyParams()
     gating: GatingParams = GatingParams()
     scorer: ScorerParams = ScorerParams()
+    grpo: GrpoParams = GrpoParams()
     evaluate: GrmEvaluateParams = GrmEvaluateParams()
 
 

@@ -61,7 +61,14 @@ def pipeline_run(tmp_path_factory):
 
 def test_kfp_pipeline_runs_every_stage(pipeline_run):
     outputs, _, _ = pipeline_run
-    assert set(outputs) == {"grm-data-op", "grm-policy-op", "grm-scorer-op", "grm-evaluate-op"}
+    assert set(outputs) == {
+        "grm-data-op",
+        "grm-policy-op",
+        "grm-scorer-op",
+        "grm-grpo-op",
+        "grm-evaluate-op",
+    }
+    assert outputs["grm-grpo-op"]["grpo.steps"] == 0  # params.yaml: the SFT policy passes through
     assert outputs["grm-data-op"]["eval_questions"] == 12
     assert 0 <= outputs["grm-policy-op"]["sft.cot_share"] <= 1
     evaluation = outputs["grm-evaluate-op"]
@@ -133,12 +140,12 @@ def test_compiled_reward_pipeline(tmp_path):
     )
     compiled = next(yaml.safe_load_all(target.read_text()))  # the pipeline spec
     executors = compiled["deploymentSpec"]["executors"]
-    assert len(executors) == 4
+    assert len(executors) == 5
     for executor in executors.values():
         image = executor["container"]["image"]
         assert ":" in image and not image.endswith(":latest")
     tasks = compiled["root"]["dag"]["tasks"]
-    for name in ("grm-policy-op", "grm-scorer-op", "grm-evaluate-op"):
+    for name in ("grm-policy-op", "grm-scorer-op", "grm-grpo-op", "grm-evaluate-op"):
         assert not tasks[name]["cachingOptions"].get("enableCache", False), name
     inputs = compiled["root"]["inputDefinitions"]["parameters"]
     assert inputs["grm"]["defaultValue"]["gating"]["tau"] == 0.8

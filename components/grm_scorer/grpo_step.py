@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from components.common.cli import path_arguments, step_main, step_parser
-from components.common.io import ProjectError, atomic_path, read_jsonl
+from components.common.io import ProjectError, atomic_path, read_jsonl, write_json
 from components.common.params import Profile
 from components.grm_scorer import reasoning
 from components.grm_scorer.params import GrmParams, GrmStep
@@ -47,11 +47,14 @@ def grpo_prompts(data_file: Path, count: int) -> list[dict[str, str]]:
     return [cot[i % len(cot)] for i in range(count)]
 
 
-def pass_through(policy_dir: Path, out_dir: Path) -> dict[str, float]:
+def pass_through(policy_dir: Path, out_dir: Path, report_dir: Path) -> dict[str, float]:
+    """The SFT policy copied unchanged, and where it came from in `report_dir`/source.json (no
+    MLflow run: nothing is trained)."""
     if not (policy_dir / "config.json").is_file():
         raise ProjectError("not a model directory (no config.json)", file=policy_dir)
     with atomic_path(out_dir) as tmp:
         shutil.copytree(policy_dir, tmp)
+    write_json(report_dir / "source.json", {"grpo.steps": 0, "copied_from": str(policy_dir)})
     log.info("grm_grpo: grpo.steps = 0, %s copied to %s", policy_dir, out_dir)
     return {"grpo.steps": 0.0}
 
@@ -101,7 +104,7 @@ def run(
 ) -> dict[str, float]:
     grpo = params.grpo
     if grpo.steps == 0:
-        return pass_through(policy_dir, out_dir)
+        return pass_through(policy_dir, out_dir, report_dir)
 
     import mlflow
 

@@ -1,5 +1,7 @@
 """E-GRM stage 2's rewards (components/grm_scorer/grpo.py), against hand computations."""
 
+import json
+
 import pytest
 
 from components.common.io import ProjectError
@@ -82,7 +84,7 @@ def test_bad_inputs_name_the_file_and_field(tmp_path):
         grpo_prompts(data, 1)
     assert error.value.file == data and error.value.line == 1 and error.value.field == "meta"
     with pytest.raises(ProjectError, match="no config.json") as error:
-        pass_through(tmp_path / "missing", tmp_path / "out")
+        pass_through(tmp_path / "missing", tmp_path / "out", tmp_path / "reports")
     assert error.value.file == tmp_path / "missing"
 
 
@@ -99,10 +101,12 @@ def test_steps_zero_passes_the_policy_through_without_torch(tmp_path):
         "from components.grm_scorer.grpo_step import run\n"
         "from components.grm_scorer.params import GrmParams\n"
         f"m = run(GrmParams(), 'tiny', Path('nowhere'), Path({str(policy)!r}), Path('nowhere'),"
-        f" Path({str(tmp_path / 'out')!r}), Path('nowhere'))\n"
+        f" Path({str(tmp_path / 'out')!r}), Path({str(tmp_path / 'reports')!r}))\n"
         "assert m == {'grpo.steps': 0.0}, m\n"
         "print(sorted({'torch', 'trl', 'mlflow', 'transformers'} & set(sys.modules)))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
     assert (tmp_path / "out" / "model.safetensors").read_bytes() == b"weights"
+    # a declared DVC output of the stage: it must exist after a pass-through too
+    assert json.loads((tmp_path / "reports" / "source.json").read_text())["grpo.steps"] == 0

@@ -143,3 +143,23 @@ def test_no_items_and_one_difference_give_no_interval_and_no_equivalence():
     empty = wilson_ci(0, 0)
     assert math.isnan(empty.estimate) and math.isnan(empty.low) and math.isnan(empty.high)
     assert equivalence_verdict([0.001], margin=1.0) == "not shown"
+
+
+def test_summary_ci_of_two_seeds_and_of_a_missing_std():
+    # n = 2 is the smallest with an interval: t(0.975, 1) = 12.7062, half = 12.7062 * 1 / sqrt(2)
+    # = 8.9846 around the mean 1
+    two = summary_ci(1.0, 1.0, 2)
+    assert two.low == pytest.approx(-7.9846, abs=1e-4)
+    assert two.high == pytest.approx(9.9846, abs=1e-4)
+    # a stored mean without its std (None) has no bounds, whatever n
+    missing = summary_ci(1.0, None, 3)
+    assert missing.estimate == 1.0 and math.isnan(missing.low) and math.isnan(missing.high)
+
+
+def test_equivalence_verdict_reads_the_difference_at_its_own_alpha():
+    # differences 1, 2, 3: mean 2, sample std 1, se 1 / sqrt(3) = 0.57735. alpha = 0.1:
+    # TOST (80 %): 2 +- t(0.90, 2) 1.8856 * 0.57735 = [0.911, 3.089], not inside +-0.5;
+    # two-sided 90 %: 2 +- t(0.95, 2) 2.9200 * 0.57735 = [0.314, 3.686], excludes 0 -> different
+    # (at 95 %, 2 +- 4.3027 * 0.57735 = [-0.484, 4.484] would include 0)
+    assert equivalence_verdict([1.0, 2.0, 3.0], margin=0.5, alpha=0.1) == "different"
+    assert equivalence_verdict([1.0, 2.0, 3.0], margin=0.5) == "not shown"

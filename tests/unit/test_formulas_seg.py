@@ -419,3 +419,18 @@ def test_sampler_default_n_min_is_five_lesion_voxels_per_axial_slice(along_x):
     positives, negatives = sample_anchors(target, stride=1, ring_size=(5, 5))
     assert [(b, z) for b, *_, z in positives] == [(0, 2)]
     assert negatives
+
+
+def test_reciprocal_dice_is_per_sample_with_equal_smoothing():
+    dice = DualTaskLoss(SegLossParams()).dice
+    # empty mask and empty target: 1 - (0 + EPS) / (0 + EPS) = 0 only when both smoothings match
+    empty = torch.zeros(1, 1, 2, 2, 2)
+    assert float(dice(empty, empty)) == pytest.approx(0.0, abs=1e-6)
+    # two samples, 8 voxels each, mask all ones. A: target all ones -> loss 0. B: target one voxel,
+    # I = 1, |mask| + |target| = 9 -> 1 - 2/9 = 0.7778. Per sample then the mean: 0.3889
+    # (pooled over the batch it would be 1 - 2 * 9 / 25 = 0.28)
+    mask = torch.ones(2, 1, 2, 2, 2)
+    target = torch.ones(2, 1, 2, 2, 2)
+    target[1] = 0
+    target[1, 0, 0, 0, 0] = 1
+    assert float(dice(mask, target)) == pytest.approx((0.0 + 7 / 9) / 2, abs=1e-5)

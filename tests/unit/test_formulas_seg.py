@@ -434,3 +434,45 @@ def test_reciprocal_dice_is_per_sample_with_equal_smoothing():
     target[1] = 0
     target[1, 0, 0, 0, 0] = 1
     assert float(dice(mask, target)) == pytest.approx((0.0 + 7 / 9) / 2, abs=1e-5)
+
+
+def one_voxel_lesion() -> torch.Tensor:
+    target = torch.zeros(1, 1, 9, 9, 9)
+    target[0, 0, 4, 4, 4] = 1
+    return target
+
+
+def test_a_small_ring_stays_in_the_lesions_axial_slice():
+    # ring_size (3, 3): k = 3, kz = max(3 - 3, 1) | 1 = 1, so the ring is the 3 x 3 x 1 box around
+    # the voxel minus the voxel: 8 voxels, all in slice z = 4 (kz = 3 would add slices 3 and 5)
+    torch.manual_seed(0)
+    positives, negatives = sample_anchors(one_voxel_lesion(), 1, n_min=1, ring_size=(3, 3))
+    assert positives == [(0, 4, 4, 4)]
+    assert {z for _, _, _, z in negatives} == {4}
+
+
+def test_ring_size_bounds_are_inclusive():
+    # k = randint(low, high + 1) | 1. (1, 1): k = 1, no ring, no negatives, None every time;
+    # (3, 3): k = 3 every time; (1, 3): k in {1, 2, 3} | 1 = {1, 3, 3}, both outcomes occur
+    def outcomes(ring_size):
+        found = set()
+        for seed in range(30):
+            torch.manual_seed(seed)
+            found.add(sample_anchors(one_voxel_lesion(), 1, 1, ring_size) is None)
+        return found
+
+    assert outcomes((1, 1)) == {True}
+    assert outcomes((3, 3)) == {False}
+    assert outcomes((1, 3)) == {True, False}
+
+
+def test_ring_counts_are_per_axial_slice_of_a_non_cubic_crop():
+    # a 9 x 9 x 3 crop (3 axial slices), lesion voxel at z = 1: the 3 x 3 ring lies in slice 1.
+    # Counting ring voxels per row y (summing x and z) instead of per slice z would take rows
+    # 3-5 for slices, out of this crop's range.
+    target = torch.zeros(1, 1, 9, 9, 3)
+    target[0, 0, 4, 4, 1] = 1
+    torch.manual_seed(0)
+    positives, negatives = sample_anchors(target, 1, n_min=1, ring_size=(3, 3))
+    assert positives == [(0, 4, 4, 1)]
+    assert {z for _, _, _, z in negatives} == {1}

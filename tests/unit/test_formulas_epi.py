@@ -716,3 +716,30 @@ def test_a_lora_model_isolates_only_its_adapter_matrices():
     assert [n for n, _ in eligible_parameters(model)] == [
         "layers.0.q.lora_A.weight", "layers.0.q.lora_B.weight",
     ]  # fmt: skip
+
+
+def sampled_engine(**config) -> ParameterIsolation:
+    """Two 1000-entry tensors; every selection takes the sampled-threshold path (4 scores)."""
+    named = [(n, torch.nn.Parameter(torch.ones(1000))) for n in ("A", "B")]
+    limits = {"exact_quantile_max_elements": 1, "quantile_sample_size": 4}
+    return ParameterIsolation(named, IsolationConfig(**limits, **config))
+
+
+def test_every_selection_draws_its_own_seed_from_the_salt_and_the_tensor():
+    # the same scores 0..999 in both tensors; a threshold from 4 sampled scores depends on which
+    # 4 are drawn, so the selected sets tell the seeds apart
+    ema = [torch.arange(1000.0), torch.arange(1000.0)]
+    picked = sampled_engine()._select
+    # global: the salt (per-task streams, stage memory) changes the draw; the same salt repeats it
+    assert not torch.equal(picked(ema, 0.25, 0)[0], picked(ema, 0.25, 1)[0])
+    assert torch.equal(picked(ema, 0.25, 0)[0], picked(ema, 0.25, 0)[0])
+    # per_layer: each tensor draws its own sample (same scores, different sets) and the salt
+    # changes both
+    per_layer = sampled_engine(selection="per_layer")._select
+    first = per_layer(ema, 0.25, 0)[0]
+    a, b = first[first < 1000], first[first >= 1000] - 1000
+    assert not torch.equal(a, b)
+    assert not torch.equal(first, per_layer(ema, 0.25, 1)[0])
+    # random masks: the salt changes them too
+    random = sampled_engine(mask_source="random")._select
+    assert not torch.equal(random(ema, 0.25, 0)[0], random(ema, 0.25, 1)[0])

@@ -13,7 +13,7 @@ Two measurements, named apart in the metrics:
   is logged as an MLflow pyfunc and registered as `grm-egrm`; `champion` moves on a better live
   accuracy.
 
-    python -m components.grm_scorer evaluate --data data/reasoning --policy models/grm_policy \
+    python -m components.grm_scorer evaluate --data data/reasoning --policy models/grm_grpo \
         --scorer models/grm_scorer --reports reports/grm/evaluate"""
 
 from __future__ import annotations
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         parser,
         "inputs",
         data=("data/reasoning", "grm_data's output: the reasoning questions"),
-        policy=("models/grm_policy", "grm_policy's output: the answering model"),
+        policy=("models/grm_grpo", "grm_grpo's output: the policy (the SFT one at steps 0)"),
         scorer=("models/grm_scorer", "grm_scorer's output: picks the best step-by-step path"),
     )
     path_arguments(

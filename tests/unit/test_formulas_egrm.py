@@ -12,13 +12,14 @@ import torch
 from components.grm_scorer.consensus import Consensus, consensus, extract_answer
 from components.grm_scorer.cost import Sample
 from components.grm_scorer.gating import Item, decide
+from components.grm_scorer.grpo import pairwise_rewards, reward_function
 from components.grm_scorer.losses import (
     hybrid_loss,
     pairwise_accuracy,
     pairwise_hinge,
     regression_loss,
 )
-from components.grm_scorer.params import GrmParams
+from components.grm_scorer.params import GrmParams, GrpoParams
 from components.grm_scorer.policy_step import choose_targets
 
 
@@ -154,3 +155,108 @@ def test_best_of_k_oracle_counts_any_correct_cot_path():
     found = decide(hit, "best_of_k_oracle")
     assert (found.answer, found.correct, found.route, found.tokens) == ("7", True, "cot", 4)
     assert decide(miss, "best_of_k_oracle").answer == "9"
+
+
+# Stage 2 (GRPO): the pairwise reward of components/grm_scorer/grpo.py
+# scores s = (0.9, 0.5, 0.2), correct = (1, 0, 1), beta = 0.5. Pairs with s_i > s_j, as
+# (r+, r-): R_pair = s_i - s_j + beta * 1[r+ correct]
+#   (0, 1): 0.4 + 0.5 = 0.9    (0, 2): 0.7 + 0.5 = 1.2    (1, 2): 0.3 + 0 = 0.3
+# r0 wins both:            (0.9 + 1.2) / 2 = 1.05
+# r1 loses (0, 1), wins (1, 2): (-0.9 + 0.3) / 2 = -0.30
+# r2 loses both:           (-1.2 - 0.3) / 2 = -0.75
+SCORES, CORRECT, EXPECTED = (0.9, 0.5, 0.2), (True, False, True), [1.05, -0.30, -0.75]
+
+
+def test_pairwise_reward_of_a_three_path_group():
+    assert pairwise_rewards(SCORES, CORRECT, 0.5) == pytest.approx(EXPECTED)
+
+
+def test_the_loser_side_is_negated_and_beta_counts():
+    # sign flip broken (r- also gets +R_pair): r1 = (0.9 + 0.3) / 2 = 0.6, not -0.3
+    assert pairwise_rewards(SCORES, CORRECT, 0.5)[1] < 0
+    # without the beta term r0 = (0.4 + 0.7) / 2 = 0.55; with beta = 1: (1.4 + 1.7) / 2 = 1.55
+    assert pairwise_rewards(SCORES, CORRECT, 0.0)[0] == pytest.approx(0.55)
+    assert pairwise_rewards(SCORES, CORRECT, 1.0)[0] == pytest.approx(1.55)
+    # the bonus goes to r+ only: r2 is correct but loses both its pairs
+    assert pairwise_rewards(SCORES, CORRECT, 0.5)[2] == pytest.approx(-0.75)
+
+
+def test_a_group_of_equal_scores_gets_the_correctness_bonus_only():
+    assert pairwise_rewards((0.4, 0.4, 0.4), (True, False, True), 0.5) == [0.5, 0.0, 0.5]
+
+
+class FixedScorer:
+    """Fixed scores for the paths; keeps the questions it was handed."""
+
+    def __init__(self, scores):
+        self.scores, self.questions = scores, None
+
+    def score(self, questions, paths):
+        import numpy as np
+
+        self.questions = list(questions)
+        return np.asarray(self.scores[: len(paths)]), 0.0
+
+
+def test_reward_function_scores_each_group_apart_and_vanilla_is_correctness():
+    params = GrmParams(grpo=GrpoParams(num_generations=3))
+    completions = ["A:12", "5+7=13;A:13", "A:12", "A:3", "A:4", "A:3"]
+    question = ["5+7="] * 3 + ["1+2="] * 3
+    gold = ["12"] * 3 + ["3"] * 3
+    logged = {}
+    scorer = FixedScorer([0.9, 0.5, 0.2, 0.9, 0.5, 0.2])
+    pairwise = reward_function(params, scorer)
+    rewards = pairwise(completions, question, gold, log_metric=logged.__setitem__)
+    assert rewards == pytest.approx(EXPECTED * 2)  # both groups are the worked example
+    assert scorer.questions == question  # each path scored against its own question
+    assert logged["correct"] == pytest.approx(4 / 6)
+    vanilla = reward_function(GrmParams(grpo=GrpoParams(reward="vanilla")), None)
+    assert vanilla(completions, question, gold) == [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]
+    with pytest.raises(ValueError, match="groups"):
+        pairwise(completions, ["5+7=", "1+2="] * 3, gold)
+
+
+def test_correctness_reads_the_configured_answer_format_against_the_lowercased_gold():
+    """first_number reads "12" from "5+7 = 12, done" (marker finds no `A:` in either);
+    golds compare lowercased, as extract_answer normalises: "A:Lima" is right for gold "Lima"."""
+    from components.grm_scorer.grpo import is_correct
+    from components.grm_scorer.params import GatingParams
+
+    assert is_correct(["5+7 = 12, done", "5+7 = 13"], ["12"] * 2, "first_number") == [True, False]
+    assert is_correct(["A:Lima", "A:Rome"], ["Lima", "Lima"], "marker") == [True, False]
+    with pytest.raises(ValueError):
+        is_correct(["A:12"], ["12", "12"], "marker")
+    params = GrmParams(
+        gating=GatingParams(answer_format="first_number"), grpo=GrpoParams(reward="vanilla")
+    )
+    assert reward_function(params, None)(["5+7 = 12", "5+7 = 13"], ["5+7="] * 2, ["12"] * 2) == [
+        1.0,
+        0.0,
+    ]
+
+
+def test_grpo_config_carries_each_param_to_trl(tmp_path):
+    """A step's batch is prompts_per_step × G completions (3 × 4 = 12); TRL's beta is our KL
+    coefficient, our beta stays in the reward; sampling follows the CoT gate's top-p and length."""
+    from components.grm_scorer.grpo import grpo_config
+    from components.grm_scorer.params import GatingParams
+
+    params = GrmParams(
+        seed=7,
+        gating=GatingParams(cot_top_p=0.9, max_new_tokens_cot=20),
+        grpo=GrpoParams(
+            steps=11, num_generations=4, prompts_per_step=3, learning_rate=2e-5, kl_coef=0.1,
+            beta=0.3, epsilon=0.25, temperature=0.6, loss_type="dr_grpo", logging_steps=2,
+        ),
+    )  # fmt: skip
+    config = grpo_config(params, tmp_path)
+    assert (config.output_dir, config.max_steps, config.seed) == (str(tmp_path), 11, 7)
+    assert (config.per_device_train_batch_size, config.num_generations) == (12, 4)
+    assert (config.learning_rate, config.lr_scheduler_type.value) == (2e-5, "constant")
+    assert (config.beta, config.epsilon, config.loss_type) == (0.1, 0.25, "dr_grpo")
+    assert (config.temperature, config.top_p, config.max_completion_length) == (0.6, 0.9, 20)
+    assert (config.logging_steps, config.report_to, config.save_strategy.value) == (
+        2, ["mlflow"], "no",
+    )  # fmt: skip
+    assert config.use_cpu is not torch.cuda.is_available()  # TRL's bf16 default needs a GPU
+    assert (config.dataloader_num_workers, config.disable_tqdm) == (0, True)

@@ -576,6 +576,23 @@ def test_diagnose_by_hand(monkeypatch):
     assert "signals" not in r3 and "label" not in r3
 
 
+def test_diagnose_hands_its_embedder_to_the_near_duplicate_signal(monkeypatch):
+    """similarity=embedding: Kalo (r0, red) and Lumi (r2, blue) embed to the same unit vector, so
+    each is the other's near-duplicate with another answer; Peru and Orin (cosine 0.8) do not."""
+    from components.ilp_diagnosis.diagnose import diagnose
+
+    tokenizer = WordTokenizer()
+    params = diagnose_params().model_copy(
+        update={"similarity": "embedding", "cosine_threshold": 0.99}
+    )
+    fake_models(monkeypatch, tokenizer, params)
+    vectors = {"Kalo": [1.0, 0.0], "Peru": [0.0, 1.0], "Lumi": [1.0, 0.0], "Orin": [0.6, 0.8]}
+    embed = lambda texts: np.array([vectors[t.split()[-1][:4]] for t in texts])  # noqa: E731
+    rows, _ = diagnose(DIAGNOSE_RECORDS, BASE, SFT, tokenizer, TRAJECTORIES, params, embed=embed)
+    assert rows[0]["signals"]["contradicts"] == ["r2"]
+    assert rows[1]["signals"]["contradicts"] == []
+
+
 def test_diagnosis_refuses_records_with_meta():
     from components.ilp_diagnosis.diagnose import diagnose
 
@@ -702,6 +719,28 @@ def test_dataset_signals_use_the_cosine_threshold_with_embeddings():
     found = dataset_signals(records, WordTokenizer(), params, embed)
     assert found.contradicts == [["r2"], [], ["r0"]]
     assert (found.positions, found.hops) == ([0.0, 0.0, 0.5], [1, 0, 1])
+
+
+def test_dataset_signals_use_the_minhash_threshold_and_template_min_df():
+    """similarity=minhash: "kalo lumi orin tavi" and "... vexa" share 5 of 9 shingles (Jaccard
+    0.56): near-duplicates under minhash_threshold 0.5, whatever cosine_threshold (0.9) says.
+    template_min_df 0.9 of 3 prompts keeps words in >= 2.7 of them: only "kalo" stays a word."""
+    from components.ilp_diagnosis.diagnose import dataset_signals
+    from components.ilp_diagnosis.params import IlpParams
+
+    records = [
+        {"id": "e", "task": "t", "prompt": "kalo lumi orin tavi", "response": "blue"},
+        {"id": "f", "task": "t", "prompt": "kalo lumi orin vexa", "response": "grey"},
+        {"id": "g", "task": "t", "prompt": "kalo beta zeta", "response": "grey"},
+    ]
+    params = IlpParams(minhash_threshold=0.5, cosine_threshold=0.9, template_min_df=0.9)
+    found = dataset_signals(records, WordTokenizer(), params, None)
+    assert found.contradicts == [["f"], ["e"], []]
+    assert found.templates == ["t|kalo #"] * 3
+
+
+def test_complexity_of_no_records_is_empty():
+    assert signals.complexity([], WordTokenizer(), 0.75, 1) == ([], [], [])
 
 
 def test_minhash_candidates_below_the_threshold_are_not_contradictions():

@@ -8,7 +8,9 @@ KFP 2.17 does not pass resource parameters into a `dsl.If` branch.)
 
 Models travel as KFP artifacts for the tiny profile and through the run's workspace PVC for the
 pretrained ones (`models_in_workspace`, default: whenever the profile is not tiny or fine-tuning
-is multi-node): see components/common/kfp_outputs.py."""
+is multi-node): see components/common/kfp_outputs.py. The workspace's size, storage class and
+access mode are compile-time options (pipelines/tasks.py: WORKSPACE_DEFAULTS, workspace_config);
+with ReadWriteOnce, the two tasks that read the fine-tuned model run one after the other."""
 
 from kfp import dsl
 
@@ -22,27 +24,47 @@ from components.pretrain.component import pretrain_op
 from pipelines.params import ProjectParams
 from pipelines.tasks import (
     GPU_DEFAULTS,
-    WORKSPACE,
+    SHARED_ACCESS_MODE,
+    WORKSPACE_DEFAULTS,
     GpuSettings,
+    described,
+    evaluate_memory,
+    lineage_arguments,
     never_cached,
+    on_cpu,
     on_gpu,
+    on_gpu_launcher,
+    on_gpu_nodes,
     uses_workspace,
+    with_lineage_env,
     with_mlflow,
+    workspace_config,
 )
 
 
 def build_pipeline(
-    params: ProjectParams, finetune_nodes: int = 1, models_in_workspace: bool | None = None
+    params: ProjectParams,
+    finetune_nodes: int = 1,
+    models_in_workspace: bool | None = None,
+    *,
+    workspace_size: str = WORKSPACE_DEFAULTS["workspace_size"],
+    workspace_storage_class: str | None = WORKSPACE_DEFAULTS["workspace_storage_class"],
+    workspace_access_mode: str = WORKSPACE_DEFAULTS["workspace_access_mode"],
 ):
     defaults = params.model_dump(mode="json", exclude_none=True)  # KFP structs have no null
     in_workspace = uses_workspace(params, models_in_workspace, finetune_nodes)
     workspace = dsl.WORKSPACE_PATH_PLACEHOLDER if in_workspace else ""
+    # built (and so checked) even when unused: a bad option fails every compile
+    config = workspace_config(
+        workspace_size, workspace_storage_class, workspace_access_mode, finetune_nodes
+    )
 
     @dsl.pipeline(
         name="llm",
         description="Synthetic data → tiny base → EPI fine-tuning → ILP diagnosis, eval + registry",
-        pipeline_config=WORKSPACE if in_workspace else None,
+        pipeline_config=config if in_workspace else None,
     )
+    @described("EPI fine-tuning and its diagnosis.")
     def llm(
         profile: str = defaults["profile"],
         model: dict = defaults["model"],
@@ -57,18 +79,26 @@ def build_pipeline(
         memory: str = GPU_DEFAULTS["memory"],
         tolerations: list = GPU_DEFAULTS["tolerations"],
         node_selector: dict = GPU_DEFAULTS["node_selector"],
+        pipeline_version: str = "local",
     ):
         gpu = GpuSettings(
             accelerator_type, accelerator_count, cpu, memory, tolerations, node_selector
         )
-        prepared = with_mlflow(data_prep_op(profile=profile, params=data_prep))
+        lineage = lineage_arguments(pipeline_version)
+        prepared = with_lineage_env(data_prep_op)(profile=profile, params=data_prep, **lineage)
+        on_cpu(with_mlflow(prepared))
         data = prepared.outputs["data"]
-        base = pretrain_op(
-            profile=profile, model_params=model, params=pretrain, data=data, workspace=workspace
+        base = with_lineage_env(pretrain_op)(
+            profile=profile,
+            model_params=model,
+            params=pretrain,
+            data=data,
+            workspace=workspace,
+            **lineage,
         )
         on_gpu(with_mlflow(base), gpu)
         if finetune_nodes > 1:
-            tuned = finetune_trainjob_op(
+            tuned = with_lineage_env(finetune_trainjob_op)(
                 profile=profile,
                 params=finetune,
                 num_nodes=finetune_nodes,
@@ -76,17 +106,20 @@ def build_pipeline(
                 workspace_path=dsl.WORKSPACE_PATH_PLACEHOLDER,
                 data=data,
                 base=base.outputs["model"],
+                **lineage,
             )
+            on_gpu_launcher(on_gpu_nodes(with_mlflow(tuned), gpu))
         else:
-            tuned = finetune_op(
+            tuned = with_lineage_env(finetune_op)(
                 profile=profile,
                 params=finetune,
                 data=data,
                 base=base.outputs["model"],
                 workspace=workspace,
+                **lineage,
             )
-        on_gpu(with_mlflow(tuned), gpu)
-        diagnosed = ilp_diagnosis_op(
+            on_gpu(with_mlflow(tuned), gpu)
+        diagnosed = with_lineage_env(ilp_diagnosis_op)(
             profile=profile,
             params=ilp_diagnosis,
             data=data,
@@ -94,15 +127,19 @@ def build_pipeline(
             sft=tuned.outputs["model"],
             finetune_reports=tuned.outputs["reports"],
             workspace=workspace,
+            **lineage,
         )
         on_gpu(with_mlflow(diagnosed), gpu)
-        evaluated = evaluate_op(
+        evaluated = with_lineage_env(evaluate_op)(
             profile=profile,
             params=evaluate,
             data=data,
             model=tuned.outputs["model"],
             workspace=workspace,
+            **lineage,
         )
-        never_cached(with_mlflow(evaluated))  # registry and promotion
+        on_cpu(never_cached(with_mlflow(evaluated)), evaluate_memory(in_workspace))  # registry
+        if in_workspace and workspace_access_mode != SHARED_ACCESS_MODE:
+            evaluated.after(diagnosed)  # both mount the single-node workspace
 
     return llm

@@ -7,7 +7,16 @@ from kfp import dsl
 from components.ct_data.component import ct_data_op
 from components.seg_train.component import seg_evaluate_op, seg_train_op
 from pipelines.params import ProjectParams
-from pipelines.tasks import GPU_DEFAULTS, GpuSettings, on_gpu, with_mlflow
+from pipelines.tasks import (
+    GPU_DEFAULTS,
+    GpuSettings,
+    described,
+    lineage_arguments,
+    on_cpu,
+    on_gpu,
+    with_lineage_env,
+    with_mlflow,
+)
 
 
 def build_pipeline(params: ProjectParams):
@@ -17,6 +26,7 @@ def build_pipeline(params: ProjectParams):
         name="pancreas-segmentation",
         description="Synthetic multi-site CT → dual-task SegResNet → LODO eval + registry",
     )
+    @described("Dual-task pancreas lesion segmentation, leave-one-domain-out.")
     def segmentation(
         profile: str = defaults["profile"],
         ct_data: dict = defaults["ct_data"],
@@ -27,16 +37,25 @@ def build_pipeline(params: ProjectParams):
         memory: str = GPU_DEFAULTS["memory"],
         tolerations: list = GPU_DEFAULTS["tolerations"],
         node_selector: dict = GPU_DEFAULTS["node_selector"],
+        pipeline_version: str = "local",
     ):
         gpu = GpuSettings(
             accelerator_type, accelerator_count, cpu, memory, tolerations, node_selector
         )
-        data = with_mlflow(ct_data_op(profile=profile, params=ct_data)).outputs["data"]
-        trained = seg_train_op(profile=profile, params=seg_train, data=data)
+        lineage = lineage_arguments(pipeline_version)
+        prepared = with_lineage_env(ct_data_op)(profile=profile, params=ct_data, **lineage)
+        data = on_cpu(with_mlflow(prepared)).outputs["data"]
+        trained = with_lineage_env(seg_train_op)(
+            profile=profile, params=seg_train, data=data, **lineage
+        )
         on_gpu(with_mlflow(trained), gpu)
         # sliding-window inference on whole volumes, then registry promotion
-        evaluated = seg_evaluate_op(
-            profile=profile, params=seg_train, data=data, model=trained.outputs["model"]
+        evaluated = with_lineage_env(seg_evaluate_op)(
+            profile=profile,
+            params=seg_train,
+            data=data,
+            model=trained.outputs["model"],
+            **lineage,
         )
         on_gpu(with_mlflow(evaluated), gpu)
 

@@ -3,7 +3,12 @@ Kubeflow Trainer `TrainJob` on `num_nodes` GPU nodes instead of inside this task
 
 The task's resources, tolerations and node selector (set on the task like any GPU task) are passed
 through to the TrainJob's nodes, not applied to this small pod; its environment (MLflow settings)
-and volumes (the pipeline workspace, where data, base model and result meet) go to both."""
+and volumes (the pipeline workspace, where data, base model and result meet) go to both.
+
+The TrainJob's name comes from the run id and this task, so a retried launcher re-attaches to the
+TrainJob of the try before instead of starting a second one; its run directory is as stable. The
+TrainJob is owned by the launcher pod, ends `DEADLINE_MARGIN_SECONDS` before the task's timeout,
+and is deleted when the launcher is cancelled or fails (see `trainjob.run_trainjob`)."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output, TaskConfigField
@@ -28,6 +33,9 @@ def finetune_trainjob_op(
     num_nodes: int,
     image: str,
     workspace_path: str,
+    run_id: str,
+    timeout_seconds: int,
+    shm_size: str,
     data: Input[Dataset],
     base: Input[Model],
     model: Output[Model],
@@ -39,42 +47,57 @@ def finetune_trainjob_op(
     """Stage inputs in the workspace, run the TrainJob; its model stays there (the `model` output
     points to it), its reports and metrics come back out."""
     import json
+    import os
     import shutil
-    import uuid
     from pathlib import Path
 
     import yaml
+    from kubernetes import client, config
 
     from components.common.kfp_outputs import log_step_metrics, model_input_dir, point_to
-    from components.epi_finetune.trainjob import build_trainjob, finetune_command, run_trainjob
+    from components.epi_finetune.trainjob import (
+        TrainJobParams,
+        active_deadline,
+        build_trainjob,
+        finetune_command,
+        launcher_owner,
+        run_trainjob,
+        trainjob_name,
+    )
 
-    name = f"finetune-{uuid.uuid4().hex[:10]}"
+    name = trainjob_name(run_id, "finetune")  # one fine-tuning task per run
     run_dir = Path(workspace_path) / name
-    shutil.copytree(data.path, run_dir / "data")
+    shutil.copytree(data.path, run_dir / "data", dirs_exist_ok=True)  # a retry finds it there
     base_dir = model_input_dir(base, workspace_path)  # already in the workspace: not copied
     if not base_dir.is_relative_to(workspace_path):
-        shutil.copytree(base_dir, run_dir / "base")
+        shutil.copytree(base_dir, run_dir / "base", dirs_exist_ok=True)
         base_dir = run_dir / "base"
     (run_dir / "params.yaml").write_text(yaml.safe_dump({"profile": profile, "finetune": params}))
     args = ["--params", "params.yaml", "--data", "data", "--base", str(base_dir), "--out", "model"]
     args += ["--reports", "reports", "--metrics", "metrics.json"]
     namespace = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read_text().strip()
+    config.load_incluster_config()
+    objects, core = client.CustomObjectsApi(), client.CoreV1Api()
     manifest = build_trainjob(
-        name=name,
-        namespace=namespace,
-        image=image,
-        num_nodes=num_nodes,
-        command=finetune_command(str(run_dir), args),
-        resources=task_config.resources,
-        env=task_config.env,
-        volumes=task_config.volumes,
-        volume_mounts=task_config.volume_mounts,
-        node_selector=task_config.node_selector,
-        tolerations=task_config.tolerations,
+        TrainJobParams(
+            name=name,
+            namespace=namespace,
+            image=image,
+            num_nodes=num_nodes,
+            command=finetune_command(str(run_dir), args),
+            shm_size=shm_size,
+            active_deadline_seconds=active_deadline(timeout_seconds),
+            owner=launcher_owner(core, namespace, os.environ["HOSTNAME"]),  # the pod's name
+            resources=task_config.resources,
+            env=task_config.env,
+            volumes=task_config.volumes,
+            volume_mounts=task_config.volume_mounts,
+            node_selector=task_config.node_selector,
+            tolerations=task_config.tolerations,
+        )
     )
     Path(trainjob.path).write_text(yaml.safe_dump(manifest, sort_keys=False))
-    if run_trainjob(manifest) != "Complete":
-        raise RuntimeError(f"TrainJob {namespace}/{name} failed; see its pods' logs")
+    run_trainjob(manifest, objects, core)  # raises with the Failed condition's reason, message
     point_to(model, run_dir / "model")
     shutil.copytree(run_dir / "reports", reports.path)
     log_step_metrics(metrics, json.loads((run_dir / "metrics.json").read_text()))

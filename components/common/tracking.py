@@ -1,5 +1,6 @@
-"""MLflow conventions: one run per step tagged with git commit, step and profile; models registered
-with alias `challenger`; `champion` moves only when the challenger beats it (never stages)."""
+"""MLflow conventions: one run per step tagged with git commit, step and profile (and, on the
+cluster, the KFP run, pipeline version and image); models registered with alias `challenger`;
+`champion` moves only when the challenger beats it (never stages)."""
 
 from __future__ import annotations
 
@@ -62,14 +63,35 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
 
 
+# Where a cluster task's lineage comes from: the image bakes in its commit and its own reference at
+# build time (docker/); pipelines/tasks.py exports the KFP run and the pipeline version.
+IMAGE_COMMIT_ENV = "MLOPS_GIT_COMMIT"
+LINEAGE_TAGS = {
+    "kfp_run_id": "KFP_RUN_ID",
+    "kfp_run_name": "KFP_RUN_NAME",
+    "kfp_pipeline_version": "KFP_PIPELINE_VERSION",
+    "image": "MLOPS_IMAGE",
+}
+
+
 def git_commit() -> str:
+    """HEAD of the checkout, else the commit baked into the image, else `unknown`."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
         )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return os.environ.get("GIT_COMMIT", "unknown")
+        return os.environ.get(IMAGE_COMMIT_ENV) or "unknown"
+
+
+def lineage_tags(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """LINEAGE_TAGS whose variable is set and not empty (outside a cluster run: none)."""
+    return {tag: environ[env] for tag, env in LINEAGE_TAGS.items() if environ.get(env)}
+
+
+def run_tags(step: str, profile: str) -> dict[str, str]:
+    return {"git_commit": git_commit(), "step": step, "profile": profile, **lineage_tags()}
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -108,8 +130,7 @@ def step_run(
     import mlflow
 
     open_experiment()
-    tags = {"git_commit": git_commit(), "step": step, "profile": profile}
-    with mlflow.start_run(run_name=step, tags=tags) as run:
+    with mlflow.start_run(run_name=step, tags=run_tags(step, profile)) as run:
         if params is not None:
             mlflow.log_params(flatten(params.model_dump(mode="json"), prefix=f"{step}."))
         yield run

@@ -25,6 +25,8 @@ from pipelines.params import ProjectParams
 from pipelines.tasks import (
     GPU_DEFAULTS,
     SHARED_ACCESS_MODE,
+    SHM_SIZE,
+    TRAINING_TIMEOUT_S,
     WORKSPACE_DEFAULTS,
     GpuSettings,
     described,
@@ -104,6 +106,9 @@ def build_pipeline(
                 num_nodes=finetune_nodes,
                 image=GPU_IMAGE,
                 workspace_path=dsl.WORKSPACE_PATH_PLACEHOLDER,
+                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,  # a retried launcher finds its TrainJob
+                timeout_seconds=TRAINING_TIMEOUT_S,
+                shm_size=SHM_SIZE,
                 data=data,
                 base=base.outputs["model"],
                 **lineage,

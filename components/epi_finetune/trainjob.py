@@ -385,9 +385,7 @@ class TrainJobSession:
             for chunk in response.stream():
                 for line in chunk.decode(errors="replace").splitlines():
                     self.log(line)
-        except Exception as error:
-            if not is_transient(error):
-                raise
+        except (ApiException, urllib3.exceptions.HTTPError, ConnectionError) as error:
             self.log(f"log stream of {pod_name} broke ({error}); still waiting for {self.what}")
 
     def wait(self, poll_seconds: float) -> dict[str, Any]:

@@ -15,7 +15,8 @@ def finetune_op(
     metrics: Output[Metrics],
     workspace: str = "",
 ):
-    """Supervised fine-tuning of the base model on the training split."""
+    """Supervised fine-tuning of the base model on the training split. With a workspace, its
+    checkpoints go there, so a retry of this task resumes instead of starting over."""
     from pathlib import Path
 
     from components.common.kfp_outputs import log_step_metrics, model_input_dir, model_output_dir
@@ -30,5 +31,6 @@ def finetune_op(
         model_input_dir(base, workspace),
         model_output_dir(model, workspace),
         Path(reports.path),
+        checkpoint_root=Path(workspace) / "checkpoints" if workspace else Path("checkpoints"),
     )
     log_step_metrics(metrics, values)

@@ -51,7 +51,10 @@ def run(
     base_dir: Path,
     out_dir: Path,
     report_dir: Path,
+    checkpoint_root: Path = Path("checkpoints"),
 ) -> dict[str, float]:
+    """`checkpoint_root`: on a cluster, the run's workspace, where a retried task (a preempted spot
+    node) finds the checkpoints of its previous attempt and resumes from the last one."""
     seed_everything(params.seed)
     with step_run("finetune", profile, params):
         records = read_jsonl(data_dir / "train.jsonl")
@@ -72,6 +75,7 @@ def run(
                 file_digest(data_dir / "train.jsonl"),
                 file_digest(base_dir / "config.json"),
             ],
+            root=checkpoint_root,
         )
         trainer = build_trainer(params, isolation, model, tokenizer, features, plan, checkpoints)
         monitors = add_monitors(

@@ -1,5 +1,6 @@
-"""`python -m pipelines.submit`: argument handling, and a fast, clear failure when the Kubeflow
-Pipelines host cannot be reached (no cluster needed)."""
+"""`python -m pipelines.submit`: argument handling, a fast, clear failure when the Kubeflow
+Pipelines host cannot be reached, and whole submits (the real compiler and kfp client) to a fake
+KFP API in both namespace modes, with every mistake caught before anything is uploaded."""
 
 import subprocess
 import sys
@@ -7,8 +8,11 @@ import time
 
 import pytest
 
+from components.common.io import ProjectError
 from pipelines import submit
+from pipelines.params import load_project_params
 from tests.conftest import REPO_ROOT
+from tests.fake_kfp_api import FakeKfp, serve
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +84,116 @@ def test_a_bad_override_is_a_one_line_error(monkeypatch, capsys):
         ["--host", UNREACHABLE, "--pipeline", "llm", "--set", "finetune.no_such_key=1"]
     )
     assert code == 2 and "no_such_key" in capsys.readouterr().err
+
+
+@pytest.fixture
+def kfp_api(monkeypatch, tmp_path):
+    """A fake KFP API (tests/fake_kfp_api.py) for the real kfp client; no local kfp context."""
+    from kfp.client import client
+
+    monkeypatch.setattr(client.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp-context.json"))
+    fake = FakeKfp()
+    server, url = serve(fake)
+    yield fake, url
+    server.shutdown()
+
+
+def submit_to(url: str, *flags: str) -> int:
+    return submit.main(["--host", url, "--params", str(REPO_ROOT / "params.yaml"), *flags])
+
+
+def test_standalone_run_as_pipeline_runner_with_one_key_of_a_section_changed(kfp_api, capsys):
+    fake, url = kfp_api
+    code = submit_to(
+        url, "--pipeline", "llm", "--models-in", "workspace", "--workspace-size", "7Gi",
+        "--arg", "finetune.max_steps=5", "--arg", "accelerator_count=4", "--arg", "cpu=16",
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    (run,) = fake.runs
+    assert run["service_account"] == "pipeline-runner"
+    sent = run["runtime_config"]["parameters"]
+    in_file = load_project_params(REPO_ROOT / "params.yaml").finetune
+    assert sent["finetune"] == in_file.model_dump(mode="json", exclude_none=True) | {"max_steps": 5}
+    assert sent["accelerator_count"] == 4 and sent["cpu"] == "16"
+    (version,) = fake.versions
+    assert sent["pipeline_version"] == version["display_name"]
+    assert b"7Gi" in version["package"]  # --workspace-size reached the builder
+    assert [p["namespace"] for p in fake.pipelines] == [""]
+    assert capsys.readouterr().out.strip().endswith(f"/#/runs/details/{run['run_id']}")
+
+
+def test_a_second_submit_to_a_profile_namespace_adds_a_version_to_its_pipeline(
+    kfp_api, tmp_path, capsys
+):
+    fake, url = kfp_api
+    fake.multi_user = True
+    fake.add(fake.pipelines, "pipeline", "mlops-methods-segmentation", namespace="")  # shared
+    token = tmp_path / "token"
+    token.write_text("secret-token\n")
+    for _ in range(2):
+        flags = ("--pipeline", "segmentation", "--namespace", "team-a", "--token-file", str(token))
+        assert submit_to(url, *flags) == 0, capsys.readouterr().err
+    (ours,) = [p for p in fake.pipelines if p["namespace"] == "team-a"]
+    assert [v["pipeline_id"] for v in fake.versions] == [ours["pipeline_id"]] * 2
+    assert {r["service_account"] for r in fake.runs} == {"default-editor"}
+    assert [e["namespace"] for e in fake.experiments] == ["team-a"]
+    api_calls = [r for r in fake.requests if r["path"] != "/apis/v2beta1/healthz"]
+    assert {r["headers"].get("authorization") for r in api_calls} == {"Bearer secret-token"}
+
+
+def test_a_cookie_is_an_identity_too(kfp_api, tmp_path, capsys):
+    fake, url = kfp_api
+    fake.multi_user = True
+    cookie = tmp_path / "cookie"
+    cookie.write_text("oauth2_proxy_kubeflow=abc")
+    flags = ("--pipeline", "segmentation", "--namespace", "team-a", "--cookie-file", str(cookie))
+    assert submit_to(url, *flags) == 0, capsys.readouterr().err
+    assert fake.requests[-1]["headers"].get("cookie") == "oauth2_proxy_kubeflow=abc"
+
+
+@pytest.mark.parametrize(
+    ("multi_user", "flags", "message"),
+    [
+        (True, (), "multi-user: pass --namespace"),
+        (False, ("--namespace", "team-a", "--token-file", "{token}"), "is standalone"),
+        (True, ("--namespace", "team-a"), "needs an identity: --token-file or --cookie-file"),
+        (False, ("--arg", "finetune.max_stepz=5"), "--arg finetune.max_stepz [finetune.max_stepz]"),
+        (False, ("--arg", "profile=large"), "--arg profile [profile]"),
+        (False, ("--arg", "acelerator_count=4"), "--arg acelerator_count: not a parameter"),
+        (False, ("--arg", "accelerator_count=four"), "'four' is not a NUMBER_INTEGER"),
+        (False, ("--arg", "pipeline_version=x"), "set by submit"),
+    ],
+)
+def test_mistakes_fail_before_anything_is_uploaded(
+    kfp_api, tmp_path, capsys, multi_user, flags, message
+):
+    fake, url = kfp_api
+    fake.multi_user = multi_user
+    token = tmp_path / "token"
+    token.write_text("t")
+    flags = tuple(flag.format(token=token) for flag in flags)
+    assert submit_to(url, "--pipeline", "llm", *flags) == 2
+    assert message in capsys.readouterr().err
+    assert [r["path"] for r in fake.requests if r["method"] == "POST"] == []
+
+
+def test_workspace_options_only_for_pipelines_with_a_workspace():
+    args = submit.parse_args(
+        ["--host", "h", "--pipeline", "reward", "--workspace-access-mode", "ReadWriteOnce"]
+    )
+    assert submit.pipeline_builder_options(args)["workspace_access_mode"] == "ReadWriteOnce"
+    args = submit.parse_args(["--host", "h", "--pipeline", "segmentation", "--workspace-size", "1"])
+    with pytest.raises(submit.SubmitError, match="--workspace-size: the segmentation pipeline"):
+        submit.pipeline_builder_options(args)
+
+
+def test_section_arguments_merge_key_by_key_and_are_validated():
+    params = load_project_params(REPO_ROOT / "params.yaml")
+    merged = submit.run_arguments(
+        params, {"model.tiny": {"hidden_size": 64}, "finetune.lora.r": 4, "cpu": 2}
+    )
+    assert merged["model"]["tiny"] == params.model.tiny.model_dump() | {"hidden_size": 64}
+    assert merged["finetune"]["lora"]["r"] == 4 and merged["cpu"] == 2
+    assert merged["finetune"]["max_steps"] == params.finetune.max_steps
+    with pytest.raises(ProjectError, match=r"--arg finetune \[finetune.lora.r\]"):
+        submit.run_arguments(params, {"finetune": {"lora": {"r": "x"}}})

@@ -187,8 +187,8 @@ LINEAGE_ENV = {
 def with_lineage_env(component: PythonComponent) -> PythonComponent:
     """`component` with LINEAGE_ENV's inputs, exported as environment variables to its code."""
     spec = copy.deepcopy(component.component_spec)
-    for name in LINEAGE_ENV.values():
-        spec.inputs[name] = structures.InputSpec(type="String", default="", optional=True)
+    lineage = structures.InputSpec(type="String", default="", optional=True)
+    spec.inputs = (spec.inputs or {}) | {name: lineage for name in LINEAGE_ENV.values()}
     container = spec.implementation.container
     exports = [f"{env}={{{{$.inputs.parameters['{name}']}}}}" for env, name in LINEAGE_ENV.items()]
     container.command = ["env", *exports, *container.command]

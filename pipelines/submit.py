@@ -299,8 +299,9 @@ def pipeline_builder_options(
 def find_pipeline_id(client: Any, name: str, namespace: str | None) -> str | None:
     """The pipeline called `name` in `namespace` (shared pipelines when None); kfp's
     get_pipeline_id looks in no namespace, so a profile's second submit would upload again."""
+    equals = 1  # the filter's EQUALS operation, as kfp's own get_pipeline_id sends it
     by_name = json.dumps(
-        {"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]}
+        {"predicates": [{"operation": equals, "key": "display_name", "stringValue": name}]}
     )
     found = client.list_pipelines(filter=by_name, namespace=namespace, page_size=2).pipelines or []
     if len(found) > 1:

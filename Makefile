@@ -21,7 +21,7 @@ unexport PYTHONDONTWRITEBYTECODE
 # dvc.yaml runs `python -m components...`: that must be the venv's interpreter.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install repro test lint format compile images clean mutation
+.PHONY: help install repro test lint format compile images clean mutation serve cluster-smoke secrets
 
 install: $(STAMP) ## create .venv and install the pinned environment (the default target)
 
@@ -80,10 +80,28 @@ compile: install ## compile the KFP pipelines to build/pipelines/*.yaml
 image_setting = $(shell $(PYTHON) -c 'import components.common.images as i; print(i.$(1))')
 BUILD_ARGS = --build-arg VERSION=$(call image_setting,VERSION) --build-arg REVISION=$$(git rev-parse HEAD)
 
+# Each image records its commit and its own reference (MLOPS_GIT_COMMIT, MLOPS_IMAGE).
 images: ## build the CPU, CUDA and MLflow Docker images
-	docker build -f docker/Dockerfile -t $(call image_setting,CPU_IMAGE) $(BUILD_ARGS) .
-	docker build -f docker/Dockerfile.cuda -t $(call image_setting,GPU_IMAGE) $(BUILD_ARGS) .
-	docker build -f docker/Dockerfile.mlflow -t $(call image_setting,MLFLOW_IMAGE) $(BUILD_ARGS) .
+	docker build -f docker/Dockerfile -t $(call image_setting,CPU_IMAGE) $(BUILD_ARGS) --build-arg IMAGE=$(call image_setting,CPU_IMAGE) .
+	docker build -f docker/Dockerfile.cuda -t $(call image_setting,GPU_IMAGE) $(BUILD_ARGS) --build-arg IMAGE=$(call image_setting,GPU_IMAGE) .
+	docker build -f docker/Dockerfile.mlflow -t $(call image_setting,MLFLOW_IMAGE) $(BUILD_ARGS) --build-arg IMAGE=$(call image_setting,MLFLOW_IMAGE) .
+
+# k8s/base/secrets/*.env (git-ignored) from the committed examples, with strong random passwords;
+# existing files are kept. Then refuses any empty or placeholder password.
+secrets: install ## write the cluster's secrets (strong random passwords)
+	$(BIN)/python -m pipelines.cluster_secrets
+
+# The champions of the registry at MLFLOW_TRACKING_URI (the cluster's: port-forward svc/mlflow)
+# pinned into k8s/overlays/serving's InferenceServices -> build/serving/manifests.yaml.
+serve: install ## resolve the champions and write the KServe manifests to apply
+	mkdir -p build/serving
+	set -o pipefail; $(BIN)/kubectl kustomize k8s/overlays/serving | $(BIN)/python -m pipelines.serve > build/serving/manifests.yaml
+	@echo "apply: kubectl apply -f build/serving/manifests.yaml"
+
+# kind + Kubeflow Pipelines + Trainer + k8s/overlays/dev, then the llm pipeline on CPU (needs a
+# Docker daemon and kind; versions pinned in the script)
+cluster-smoke: install ## run the llm pipeline on a throwaway kind cluster
+	k8s/smoke/cluster-smoke.sh
 
 clean: ## remove .venv and the local MLflow store
 	rm -rf $(VENV) mlflow.db mlruns mlartifacts

@@ -61,6 +61,7 @@ def finetune_trainjob_op(
         build_trainjob,
         finetune_command,
         launcher_owner,
+        node_env,
         run_trainjob,
         trainjob_name,
     )
@@ -89,7 +90,7 @@ def finetune_trainjob_op(
             active_deadline_seconds=active_deadline(timeout_seconds),
             owner=launcher_owner(core, namespace, os.environ["HOSTNAME"]),  # the pod's name
             resources=task_config.resources,
-            env=task_config.env,
+            env=node_env(task_config.env, os.environ),
             volumes=task_config.volumes,
             volume_mounts=task_config.volume_mounts,
             node_selector=task_config.node_selector,

@@ -21,7 +21,7 @@ import hashlib
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -107,6 +107,24 @@ def active_deadline(timeout_seconds: int, margin_seconds: int = DEADLINE_MARGIN_
 def backoff_seconds(attempt: int, base: float = 1.0, cap: float = 30.0) -> float:
     """Wait before retry `attempt` (0-based): base, 2 base, 4 base, ... at most `cap`."""
     return min(cap, base * 2**attempt)
+
+
+# The KFP run's lineage variables (components/common/tracking.py LINEAGE_TAGS) that the launcher
+# hands on, so the nodes' MLflow runs carry them too; not MLOPS_IMAGE: the nodes run the CUDA
+# image, which bakes its own reference.
+FORWARDED_LINEAGE_ENV = ("KFP_RUN_ID", "KFP_RUN_NAME", "KFP_PIPELINE_VERSION")
+
+
+def node_env(
+    task_env: list[dict[str, Any]] | None, environ: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The task's env (MLflow settings) plus the launcher's lineage variables that are set."""
+    lineage = [
+        {"name": name, "value": environ[name]}
+        for name in FORWARDED_LINEAGE_ENV
+        if environ.get(name)
+    ]
+    return [*(task_env or []), *lineage]
 
 
 def finetune_command(run_dir: str, args: list[str]) -> list[str]:

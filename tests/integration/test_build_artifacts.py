@@ -10,7 +10,7 @@ import pytest
 import yaml
 from kfp import compiler
 
-from components.common.images import GPU_IMAGE
+from components.common.images import CPU_IMAGE, GPU_IMAGE
 from pipelines import full, llm
 from pipelines.compile import PIPELINES, compile_all
 from pipelines.params import load_project_params
@@ -82,6 +82,8 @@ def test_images_are_pinned_and_nothing_is_installed_at_run_time(compiled, name):
         command = " ".join(container["command"] + container.get("args", []))
         assert "pip install" not in command and "PIP_DISABLE" not in command, executor_name
         expected = GPU_IMAGE if executor_name in GPU_EXECUTORS[name] else None
+        if executor_name == "finetune-trainjob-op":  # the launcher; its TrainJob's nodes run CUDA
+            expected = CPU_IMAGE
         assert expected is None or image == expected, executor_name
 
 
@@ -103,8 +105,9 @@ def test_gpu_tasks_get_accelerators_resources_scheduling_shm_and_a_timeout(compi
         )
         selector = config["nodeSelector"]["nodeSelectorJson"]["componentInputParameter"]
         assert selector.endswith("node_selector")
-        (shm,) = config["emptyDirMounts"]
-        assert shm["mountPath"] == "/dev/shm" and shm["medium"] == "Memory"
+        if executor_name != "finetune-trainjob-op":  # the TrainJob's nodes get it, not the launcher
+            (shm,) = config["emptyDirMounts"]
+            assert shm["mountPath"] == "/dev/shm" and shm["medium"] == "Memory"
         assert int(config["activeDeadlineSeconds"]) > 0
     for executor_name in CPU_EXECUTORS & set(executors(spec)):
         assert "accelerator" not in executors(spec)[executor_name]["container"].get("resources", {})

@@ -203,3 +203,16 @@ def test_backoff_doubles_from_one_second_up_to_thirty():
 def test_final_condition_reads_the_trainjob_conditions(conditions, ended):
     condition = final_condition({"status": {"conditions": conditions}})
     assert (condition or {}).get("type") == ended
+
+
+def test_the_nodes_get_the_task_env_and_the_runs_lineage():
+    """The launcher's KFP run variables reach the nodes' MLflow runs; unset ones and the launcher's
+    own image reference (the nodes run another image) do not."""
+    from components.common.tracking import LINEAGE_TAGS
+    from components.epi_finetune.trainjob import FORWARDED_LINEAGE_ENV, node_env
+
+    assert set(FORWARDED_LINEAGE_ENV) <= set(LINEAGE_TAGS.values())
+    task_env = [{"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow:5000"}]
+    environ = {"KFP_RUN_ID": "r-1", "KFP_RUN_NAME": "", "MLOPS_IMAGE": "cpu:1", "HOME": "/"}
+    assert node_env(task_env, environ) == [*task_env, {"name": "KFP_RUN_ID", "value": "r-1"}]
+    assert node_env(None, {}) == []

@@ -10,7 +10,7 @@ set -euo pipefail
 # pinned: the tools, the cluster's Kubernetes, and the manifests installed into it
 readonly KIND_VERSION=v0.30.0
 readonly KIND_NODE_IMAGE=kindest/node:v1.34.0
-readonly KFP_VERSION=2.14.3
+readonly KFP_VERSION=2.17.0  # the release whose pipeline-runner Role tests/k8s_reference pins
 readonly TRAINER_VERSION=v2.3.0
 readonly CLUSTER=mlops-smoke
 readonly KFP_NAMESPACE=kubeflow

@@ -16,7 +16,17 @@ from tests.integration.test_pipelines_submit import kfp_api  # noqa: F401 (a fix
 
 pytestmark = pytest.mark.integration
 
-NEEDS_A_CLUSTER = ("port-forward", "create token", "docker push", "export ", "make images")
+NEEDS_A_CLUSTER = (
+    "port-forward",
+    "create token",
+    "docker push",
+    "export ",
+    "make images",
+    "kubectl apply -f",
+    "make cluster-smoke",
+)
+# run by tests/integration/test_serving.py on a local registry
+SERVING = ("make serve", "mlflow models serve")
 
 
 def section_commands() -> list[str]:
@@ -65,7 +75,7 @@ def test_every_submit_command_runs_against_a_fake_kfp(kfp_api, tmp_path, capsys)
     for command in section_commands():
         if "pipelines.submit" not in command:
             assert command.startswith(("kubectl apply -k", "make secrets")) or any(
-                needs in command for needs in NEEDS_A_CLUSTER
+                known in command for known in NEEDS_A_CLUSTER + SERVING
             ), f"classify this README command: {command}"
             continue
         argv = shlex.split(command)[3:]  # after `.venv/bin/python -m pipelines.submit`

@@ -59,6 +59,9 @@ def invoke(url: str, payload: dict) -> dict:
 def champion(mlflow_uri, tiny_lm):  # noqa: F811
     """`sft-model` registered and promoted as the evaluate step does."""
     model, tokenizer = tiny_lm
+    # an earlier test may have left another store and experiment active, process-wide
+    mlflow.set_tracking_uri(mlflow_uri)
+    mlflow.set_experiment("serving")
     with mlflow.start_run():
         info = log_answering_model(model, tokenizer, MAX_NEW_TOKENS)
     register_and_promote(info.model_uri, "sft-model", "accuracy_mean", 1.0)

@@ -1,6 +1,7 @@
 """The EPI engine: online importance, a revocable top-p mask with drift statistics, checkpoints.
 
-The engine keeps, per eligible tensor, an fp32 EMA of squared raw gradients; every K optimizer
+The engine keeps, per eligible tensor, an fp32 EMA of squared raw gradients (``[D]`` options: fed
+every s-th gradient, stored in bf16; see ``accumulate``); every K optimizer
 steps it normalises the EMA within each tensor and isolates the global top-p% (selection.py);
 ``IsolatingOptimizer`` (optimizer.py) keeps those entries fixed across ``optimizer.step()`` until a
 later refresh releases them. Usable from any torch loop::
@@ -17,7 +18,8 @@ Memory. The mask is stored sparsely: per eligible tensor, the sorted flat indice
 entries (int32; int64 only for a tensor of >= 2**31 entries) and a uint8 age per isolated entry
 (refreshes in a row, saturating at 255), plus the indices of the first mask (for the overlap
 statistic). Persistent state per eligible parameter = 4 B (EMA) + 5p B (indices, ages) + 4p_first
-B, about 4 + 9p: 4.45 B at p = 5%, 4.09 B at p = 1%, at most 5 B up to p = 11%. The dense bool
+B, about 4 + 9p: 4.45 B at p = 5%, 4.09 B at p = 1%, at most 5 B up to p = 11% (2 B less with
+``ema_dtype='bfloat16'``). The dense bool
 mask is never stored: ``mask`` builds it on demand (diagnostics, tests). A step holds, transiently,
 the int64 indices and the values of the p*N isolated entries (12p B per parameter in fp32).
 ``per_task_ema`` adds 4 B + 8p B per task, ``stage_memory`` 8 B per remembered entry;
@@ -65,6 +67,7 @@ _AGE_MAX = torch.iinfo(torch.uint8).max
 _AGE_BINS = ((1, 1), (2, 3), (4, 7), (8, 15), (16, _AGE_MAX))
 _STATE_VERSION = 2
 _MAX_LOG_SCALE = 20 * math.log(2)  # lazily scaled EMA: fold before beta**-n exceeds 2**20
+_EMA_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # bf16: fp32's exponent range
 
 
 def reset_moments(
@@ -124,6 +127,7 @@ class ParameterIsolation:
         # is beta**pending[key] * stored; ``ema`` folds the scale in before returning it.
         self._ema: dict[Hashable, list[Tensor]] = {}
         self._pending: dict[Hashable, int] = {}
+        self._skipped: dict[Hashable, int] = {}  # ema_every: the stream's steps since its update
         if not self.config.per_task_ema and self._tracks_importance:
             self._stream(None)
         # The mask: per-tensor sorted local indices (int32 views), ages aligned with their
@@ -150,12 +154,14 @@ class ParameterIsolation:
 
     def _stream(self, key: Hashable) -> list[Tensor]:
         if key not in self._ema:
-            self._ema[key], self._pending[key] = self._zeros(torch.float32), 0
+            self._ema[key] = self._zeros(_EMA_DTYPES[self.config.ema_dtype])
+            self._pending[key], self._skipped[key] = 0, 0
         return self._ema[key]
 
     @property
     def ema(self) -> dict[Hashable, list[Tensor]]:
-        """The fp32 EMA of g*g per stream (None: the mixed stream; task ids: per_task_ema)."""
+        """The EMA of g*g per stream (None: the mixed stream; task ids: per_task_ema), in
+        ``ema_dtype``, as of its last update."""
         for key in self._ema:
             self._fold(key)
         return self._ema
@@ -263,16 +269,25 @@ class ParameterIsolation:
         decay is a scalar and the step is U += (1 - beta) beta**-(n+1) g*g (one multi-tensor
         addcmul_). The decay is folded into U at every refresh, when ``ema`` is read, and before
         beta**-n passes 2**20 (fp32 U then stays within 2**20 of F's range).
+
+        ``ema_every`` = s > 1 [D]: only every s-th step of the stream (and every refresh step)
+        updates F, with the gradient standing for the g steps since the last update:
+        F <- beta**g F + (1 - beta**g) g*g (a constant g*g still gives F = g*g).
         """
         self.step += 1
         if not self._tracks_importance:
             return
-        beta = self.config.ema_beta
         key = self.task if self.config.per_task_ema else None
         ema = self._stream(key)
-        n = self._pending[key] + 1
+        gap = self._skipped[key] + 1  # the stream's steps since its last update, this one included
+        if gap < self.config.ema_every and not self.due():
+            self._skipped[key] = gap
+            return
+        self._skipped[key] = 0
+        beta = self.config.ema_beta
+        n = self._pending[key] + gap
         if beta == 0.0 or n * -math.log(beta) > _MAX_LOG_SCALE:
-            torch._foreach_mul_(ema, beta**n)  # fold, this step's decay included
+            torch._foreach_mul_(ema, beta**n)  # fold, this update's decay included
             n = 0
         self._pending[key] = n
         fs, gs = [], []
@@ -281,7 +296,7 @@ class ParameterIsolation:
                 fs.append(f)
                 gs.append(p.grad if p.grad.dtype == torch.float32 else p.grad.float())
         if fs:
-            torch._foreach_addcmul_(fs, gs, gs, value=(1.0 - beta) * beta**-n)
+            torch._foreach_addcmul_(fs, gs, gs, value=(1.0 - beta**gap) * beta**-n)
 
     # ---- 2) periodic refresh --------------------------------------------------------------
     def due(self, step: int | None = None) -> bool:
@@ -511,6 +526,7 @@ class ParameterIsolation:
             "task": self.task,
             "ema": dict(self._ema),  # lazily scaled; the true EMA is beta**n times it
             "ema_pending": dict(self._pending),
+            "ema_skipped": dict(self._skipped),
             "indices": list(self._idx),  # per tensor, local
             "age": self._age,  # aligned with the concatenated indices
             "first_indices": None
@@ -535,11 +551,13 @@ class ParameterIsolation:
             return None if t is None else t.to(self._device, copy=True)
 
         self.step, self.n_refresh, self.task = state["step"], state["n_refresh"], state["task"]
+        dtype = _EMA_DTYPES[self.config.ema_dtype]
         self._ema = {
-            k: [t.to(p.device, copy=True) for t, p in zip(v, self.params, strict=True)]
+            k: [t.to(p.device, dtype, copy=True) for t, p in zip(v, self.params, strict=True)]
             for k, v in state["ema"].items()
         }
         self._pending = {k: state.get("ema_pending", {}).get(k, 0) for k in self._ema}
+        self._skipped = {k: state.get("ema_skipped", {}).get(k, 0) for k in self._ema}
         self._install(self._globalise(state["indices"]), here(state["age"]))
         self._first = None
         if state["first_indices"] is not None:

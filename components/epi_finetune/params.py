@@ -25,6 +25,10 @@ class IsolationConfig(StrictModel):
     iso_ratio: float = Field(0.05, ge=0.0, lt=1.0, description="p: fraction of eligible entries")
     mask_interval: int | None = Field(25, ge=0, description="K; None or 0 = static mask")
     ema_beta: float = Field(0.95, ge=0.0, lt=1.0)
+    # [D] cheaper importance estimators; the defaults are the exact per-step fp32 EMA
+    # (bench/epi_estimators.py: their masks' agreement with it, and their step cost)
+    ema_every: int = Field(1, ge=1, description="s: the EMA sees every s-th gradient")
+    ema_dtype: Literal["float32", "bfloat16"] = "float32"
     warmup_steps: int | None = Field(None, ge=0, description="T0; None = K (25 when static)")
     norm: NormMode = "mean"
     selection: Literal["global", "per_layer"] = "global"

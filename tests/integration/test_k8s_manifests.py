@@ -92,6 +92,13 @@ KFP_RUN_CALLS = (
 )
 KFP_PIPELINE_RUNNER = REPO_ROOT / "tests/k8s_reference/kfp-2.17.0-pipeline-runner-role.yaml"
 KFP_STANDALONE_OBJECTS = REPO_ROOT / "tests/k8s_reference/kfp-2.17.0-standalone-objects.txt"
+# Multi-user: Kubeflow's profile controller binds a profile's default-editor to kubeflow-edit
+# (kubeflow.org/docs/components/notebooks/submit-kubernetes), which aggregates these ClusterRoles.
+KUBEFLOW_EDIT = "kubeflow-edit"
+MULTI_USER_CLUSTER_ROLES = [
+    REPO_ROOT / "tests/k8s_reference/kubeflow-v1.11.0-cluster-roles.yaml",
+    REPO_ROOT / "tests/k8s_reference/kfp-2.17.0-multi-user-cluster-roles.yaml",
+]
 # The overlays for each of submit's modes; the others build on one of them.
 MODE_OVERLAYS = {
     "standalone": submit.STANDALONE_SERVICE_ACCOUNT,
@@ -145,6 +152,49 @@ def test_kfp_pipeline_runner_and_the_trainjob_role_cover_every_call_of_a_run(k8s
     rules = pinned["rules"] + role["rules"]
     assert [call for call in KFP_RUN_CALLS + tuple(API_CALLS) if not granted(rules, call)] == []
     assert not granted(pinned["rules"], ("trainer.kubeflow.org", "trainjobs", "create"))
+
+
+def aggregated_rules(cluster_roles: list[dict], name: str) -> list[dict]:
+    """The rules of ClusterRole `name` with its aggregation resolved, as the API server does: the
+    rules of every ClusterRole whose labels match a selector, recursively."""
+    by_name = {role["metadata"]["name"]: role for role in cluster_roles}
+    role = by_name[name]
+    rules = list(role.get("rules") or [])
+    for selector in role.get("aggregationRule", {}).get("clusterRoleSelectors", []):
+        labels = selector["matchLabels"].items()
+        for other in cluster_roles:
+            if other is not role and labels <= other["metadata"].get("labels", {}).items():
+                rules += aggregated_rules(cluster_roles, other["metadata"]["name"])
+    return rules
+
+
+def test_aggregation_resolves_by_hand():
+    """edit aggregates view (label match), view aggregates leaf: edit gets all three rule sets."""
+    rule = lambda verb: {"apiGroups": [""], "resources": ["pods"], "verbs": [verb]}  # noqa: E731
+    select = lambda label: {"clusterRoleSelectors": [{"matchLabels": {label: "true"}}]}  # noqa: E731
+    roles = [
+        {"metadata": {"name": "edit"}, "aggregationRule": select("to-edit"), "rules": []},
+        {"metadata": {"name": "view", "labels": {"to-edit": "true"}},
+         "aggregationRule": select("to-view")},
+        {"metadata": {"name": "leaf", "labels": {"to-view": "true"}}, "rules": [rule("get")]},
+        {"metadata": {"name": "other", "labels": {"to-admin": "true"}}, "rules": [rule("delete")]},
+    ]  # fmt: skip
+    assert aggregated_rules(roles, "edit") == [rule("get")]
+
+
+def test_kubeflow_edit_and_the_trainjob_role_cover_every_call_of_a_profile_run(k8s_copy):
+    """Multi-user: runs execute as the profile's default-editor, with kubeflow-edit and our Role."""
+    cluster_roles = [
+        document
+        for path in MULTI_USER_CLUSTER_ROLES
+        for document in yaml.safe_load_all(path.read_text())
+        if document and document["kind"] == "ClusterRole"
+    ]
+    edit = aggregated_rules(cluster_roles, KUBEFLOW_EDIT)
+    (role,) = rendered(k8s_copy, "profile", "Role")
+    rules = edit + role["rules"]
+    assert [call for call in KFP_RUN_CALLS + tuple(API_CALLS) if not granted(rules, call)] == []
+    assert not granted(edit, ("trainer.kubeflow.org", "trainjobs", "create"))
 
 
 @pytest.mark.parametrize("overlay", sorted(MODE_OVERLAYS))

@@ -47,6 +47,8 @@ def synthetic_splits(params: DataPrepParams) -> tuple[list[dict], list[dict], li
         recall[:n_recall],
         rng.sample(recall[:n_recall], min(n_recall, params.eval_per_task)),
     )
+    if "recall_alt" in params.tasks:  # opt-in task: the default data never draws from it
+        examples["recall_alt"] = conflicting_recall(table, params, examples["recall"])
 
     # QA pairs are trained for some entities; eval asks about the others, known only from the corpus
     qa = [world.fact_qa_example(e, a) for e in entities for a in world.ATTRIBUTES]
@@ -71,6 +73,20 @@ def synthetic_splits(params: DataPrepParams) -> tuple[list[dict], list[dict], li
         rng.shuffle(records)
         splits.append([{**r, "line": n} for n, r in enumerate(records, start=1)])
     return splits[0], splits[1], corpus
+
+
+def conflicting_recall(
+    table: list[tuple[str, str]],
+    params: DataPrepParams,
+    recall: tuple[list[world.Example], list[world.Example]],
+) -> tuple[list[world.Example], list[world.Example]]:
+    """`recall_alt`: the keys recall trains (and evaluates), each mapped to another value, so the
+    two tasks share an input format and conflict in their outputs (trained on the same keys)."""
+    n_alt = min(params.train_per_task.get("recall_alt", 0), len(table))
+    alt = world.conflicting_values(dict(table[:n_alt]), params.seed)
+    train = [world.recall_alt_example(k, v) for k, v in alt.items()]
+    evaluated = [ex.meta["key"] for ex in recall[1] if ex.meta["key"] in alt]
+    return train, [world.recall_alt_example(k, alt[k]) for k in evaluated]
 
 
 def load_user_files(params: DataPrepParams) -> dict[str, tuple[str, list[dict]]]:

@@ -87,6 +87,22 @@ def recall_example(key: str, value: str) -> Example:
     return Example("recall", f"recall: {key}", value, {"key": key})
 
 
+def conflicting_values(table: dict[str, str], seed: int) -> dict[str, str]:
+    """The interference partner of a recall table (the A-C list of the A-B/A-C paradigm): the same
+    keys, each with a different 3-digit value, drawn from its own generator so that the main
+    world's random stream (and so the default data) is unchanged."""
+    rng = random.Random(f"recall_alt:{seed}")
+    out = {}
+    for key, value in table.items():
+        other = str(rng.randint(100, 998))
+        out[key] = other if other != value else "999"
+    return out
+
+
+def recall_alt_example(key: str, value: str) -> Example:
+    return Example("recall_alt", f"recall alt: {key}", value, {"key": key})
+
+
 def fact_qa_example(entity: Entity, attribute: str) -> Example:
     return Example(
         "fact_qa",

@@ -52,14 +52,16 @@ TARGET_RATIO, TARGET_BYTES = 1.10, 5.0
 
 
 # ---- models -----------------------------------------------------------------------------------
-def build_model(name: str, cache_dir: str) -> tuple[nn.Module, int, tuple[int, int]]:
+def build_model(
+    name: str, cache_dir: str, tiny_vocab: int = 512
+) -> tuple[nn.Module, int, tuple[int, int]]:
     """The model, its vocabulary size and the (batch, sequence) shape of its batches."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     if name == "tiny":
         torch.manual_seed(0)
         config = LlamaConfig(
-            vocab_size=512,
+            vocab_size=tiny_vocab,
             hidden_size=128,
             intermediate_size=256,
             num_hidden_layers=4,
@@ -67,7 +69,7 @@ def build_model(name: str, cache_dir: str) -> tuple[nn.Module, int, tuple[int, i
             num_key_value_heads=4,
             max_position_embeddings=128,
         )
-        return LlamaForCausalLM(config), 512, (8, 64)
+        return LlamaForCausalLM(config), tiny_vocab, (8, 64)
     from components.common.models import load_causal_lm, materialize_smollm2
 
     model, _ = load_causal_lm(materialize_smollm2(cache_dir))
@@ -110,14 +112,18 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
 
 # ---- measurement ------------------------------------------------------------------------------
 def measure(
-    name: str, args: argparse.Namespace, ks: list[int], log: Callable[[str], None]
+    name: str,
+    args: argparse.Namespace,
+    ks: list[int],
+    log: Callable[[str], None],
+    configs: dict[str, IsolationConfig] | None = None,
 ) -> list[dict[str, Any]]:
-    """One model, plain AdamW and one EPI optimizer per isolation ratio, all stepped on the
-    same gradients in rotating order; one result per ratio."""
+    """One model, plain AdamW and one EPI optimizer per config (default: per isolation ratio),
+    all stepped on the same gradients in rotating order; one result per config."""
     model, vocab, (batch, seq) = build_model(name, args.cache_dir)
     model.train()
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    configs = {
+    configs = configs or {
         f"p={p}": IsolationConfig(iso_ratio=p, mask_interval=args.refresh_every, warmup_steps=1)
         for p in args.ratios
     }
@@ -168,6 +174,7 @@ def measure(
         results.append(
             {
                 "model": name,
+                "config": key,
                 "iso_ratio": config.iso_ratio,
                 "n_trainable": n_trainable,
                 "n_eligible": engine.n_eligible,

@@ -71,11 +71,12 @@ class Run:
     k: int
 
 
-# p as in epi_overhead (LLM 1 %, tiny 5 %). SmolLM2: K = 25 to see more refreshes in a few minutes
-# (the EMA's window, 1 / (1 - beta) = 20 steps, is shorter than either K).
+# p as in epi_overhead (LLM 1 %, tiny 5 %). Sized for a few minutes on a shared 2-core machine:
+# tiny at K = 25; SmolLM2 (tens of seconds a step there at batch 4) a pilot at batch 1 and K = 10,
+# half the EMA's window 1 / (1 - beta) = 20 steps, where subsampling the stream hurts most.
 RUNS = {
-    "tiny": Run(batch=32, steps=250, lr=1e-3, iso_ratio=0.05, k=50),
-    "smollm2": Run(batch=4, steps=125, lr=1e-4, iso_ratio=0.01, k=25),
+    "tiny": Run(batch=16, steps=100, lr=1e-3, iso_ratio=0.05, k=25),
+    "smollm2": Run(batch=1, steps=30, lr=1e-4, iso_ratio=0.01, k=10),
 }
 
 
@@ -261,6 +262,20 @@ def markdown(masks: list[dict], costs: list[dict], meta: dict[str, Any]) -> str:
     )
 
 
+def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Saved runs as one: their masks and costs; the first one's settings, every command, and
+    the load from the first start to the last end."""
+    meta = parts[0]["meta"] | {
+        "command": "` ; `".join(p["meta"]["command"] for p in parts),
+        "load_end": parts[-1]["meta"]["load_end"],
+    }
+    return {
+        "meta": meta,
+        "masks": [m for p in parts for m in p["masks"]],
+        "costs": [c for p in parts for c in p["costs"]],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="tiny,smollm2")
@@ -275,14 +290,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-steps", type=int, default=4)
     parser.add_argument("--cache-dir", default=str(REPO_ROOT / ".cache" / "smollm2"))
     parser.add_argument("--out", default=str(RESULTS / "epi_estimators"))
-    parser.add_argument("--from-json", help="re-render a saved run, no measuring")
+    parser.add_argument(
+        "--from-json", nargs="+", help="render saved runs (e.g. masks and costs run apart) as one"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     if args.from_json:
-        saved = json.loads(Path(args.from_json).read_text())
+        parts = [json.loads(Path(p).read_text()) for p in args.from_json]
+        saved = merge(parts)
         page = markdown(saved["masks"], saved["costs"], saved["meta"])
         print(page)
         out.with_suffix(".md").write_text(page)
+        out.with_suffix(".json").write_text(json.dumps(saved, indent=1))
         return 0
     torch.set_num_threads(args.threads)
     load_start = os.getloadavg()

@@ -221,6 +221,14 @@ def retain_section(raw: dict[str, Any], out: Path) -> tuple[list[str], list[list
             [("recall forgetting", "drop.recall", False), ("new tasks' average", "new_mean", True)],
         ),
     ]
+    drops = [d for label, rs in runs.items() for d in values(rs, "drop.recall")]
+    if drops and min(drops) == max(drops):
+        lines += [
+            f"Every method forgets the same {100 * drops[0]:.1f} points of recall on every seed: "
+            "the isolation methods estimate importance from the new tasks' gradients (or probe "
+            "them), which say nothing about the weights that held what the base knew.",
+            "",
+        ]
     lines += bar_plot(runs, tasks, out / "img" / "epi_regime_retain.png", "retain")
     claims = claim_rows("retain", runs, RETAIN_CLAIMS)
     if "epi" in runs and "full" in runs:

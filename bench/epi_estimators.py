@@ -45,7 +45,7 @@ from components.common.sft import encode_record, sft_collator  # noqa: E402
 from components.epi_finetune.engine import ParameterIsolation  # noqa: E402
 from components.epi_finetune.optimizer import build_isolating_optimizer  # noqa: E402
 from components.epi_finetune.params import IsolationConfig  # noqa: E402
-from experiments.report import table  # noqa: E402
+from experiments.report import table, write_results  # noqa: E402
 from experiments.stats import Interval, mean_ci  # noqa: E402
 
 RESULTS = REPO_ROOT / "bench" / "results"
@@ -300,8 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         saved = merge(parts)
         page = markdown(saved["masks"], saved["costs"], saved["meta"])
         print(page)
-        out.with_suffix(".md").write_text(page)
-        out.with_suffix(".json").write_text(json.dumps(saved, indent=1))
+        write_results(out, page, saved)
         return 0
     torch.set_num_threads(args.threads)
     load_start = os.getloadavg()
@@ -324,10 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     page = markdown(masks, costs, meta)
     print(page)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(page)
-    saved = {"meta": meta, "masks": masks, "costs": costs}
-    out.with_suffix(".json").write_text(json.dumps(saved, indent=1))
+    write_results(out, page, {"meta": meta, "masks": masks, "costs": costs})
     return 0
 
 

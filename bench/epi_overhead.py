@@ -43,7 +43,7 @@ from components.epi_finetune.optimizer import (  # noqa: E402
     build_isolating_optimizer,
 )
 from components.epi_finetune.params import IsolationConfig  # noqa: E402
-from experiments.report import table  # noqa: E402
+from experiments.report import table, write_results  # noqa: E402
 
 MODELS = ("tiny", "smollm2", "smollm2-lora")
 RESULTS = REPO_ROOT / "bench" / "results"
@@ -387,8 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             r["cpu_share"] = cpu_share([row for row in r["rows"] if not row["refresh"]])
         page = markdown(saved["results"], [int(k) for k in args.k.split(",") if k], saved["meta"])
         print(page, end="")
-        Path(args.out).with_suffix(".md").write_text(page)
-        Path(args.out).with_suffix(".json").write_text(json.dumps(saved, indent=1))
+        write_results(Path(args.out), page, saved)
         return 0
     torch.set_num_threads(args.threads)
 
@@ -413,10 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     page = markdown(results, ks, meta)
     print(page)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(page)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    write_results(Path(args.out), page, {"meta": meta, "results": results})
     return 0
 
 

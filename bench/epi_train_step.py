@@ -44,7 +44,7 @@ if str(REPO_ROOT) not in sys.path:  # `python bench/epi_train_step.py`
     sys.path.insert(0, str(REPO_ROOT))
 
 from components.epi_finetune.params import FinetuneParams, IsolationConfig  # noqa: E402
-from experiments.report import table  # noqa: E402
+from experiments.report import table, write_results  # noqa: E402
 from experiments.stats import Interval, mean_ci, threshold_verdict  # noqa: E402
 
 MODELS = ("tiny", "smollm2", "smollm2-lora")
@@ -384,9 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         r["cpu_share"] = cpu_share(r["rows"])
     page = markdown(results, meta)
     print(page)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(page)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    write_results(out, page, {"meta": meta, "results": results})
     return 0
 
 

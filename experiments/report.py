@@ -5,6 +5,7 @@ with `SPREAD_NOTE`; a single value has no spread and prints as `value ± n/a`.""
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections.abc import Iterable, Sequence
@@ -60,3 +61,10 @@ def replace_section(doc: Path, name: str, body: str) -> None:
         text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
     with atomic_path(doc) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_results(out: Path, page: str, saved: dict[str, Any]) -> None:
+    """A benchmark's page (`out`.md) and the results it is computed from (`out`.json)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(page)
+    out.with_suffix(".json").write_text(json.dumps(saved, indent=1))

@@ -33,3 +33,14 @@ def test_replace_section_keeps_the_prose_around_it(tmp_path):
     assert doc.read_text() == "intro\n<!-- t:begin -->\nnew\n<!-- t:end -->\noutro\n"
     replace_section(doc, "u", "more")
     assert doc.read_text().endswith("outro\n\n<!-- u:begin -->\nmore\n<!-- u:end -->\n")
+
+
+def test_write_results_writes_the_page_and_its_json_side_by_side(tmp_path):
+    import json
+
+    from experiments.report import write_results
+
+    out = tmp_path / "new" / "bench"
+    write_results(out, "# page\n", {"meta": {"k": 50}})
+    assert (tmp_path / "new" / "bench.md").read_text() == "# page\n"
+    assert json.loads((tmp_path / "new" / "bench.json").read_text()) == {"meta": {"k": 50}}

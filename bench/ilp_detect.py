@@ -27,6 +27,7 @@ Writes docs/results/ilp_detect_bench.json and the `ilp_detect` block of docs/res
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -47,6 +48,7 @@ from components.ilp_diagnosis import mcq
 from components.ilp_diagnosis.templates import normalise_answer
 from experiments.report import pm, table
 from experiments.stats import Interval, mean_ci, threshold_verdict
+from experiments.world_facts import CAPITALS as WORLD_CAPITALS
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs/results"
 SEEDS, N, THRESHOLD, MAX_NEW_TOKENS = (0, 1, 2), 5, 0.2, 8
@@ -61,12 +63,8 @@ LABELS = {
     "per_record_generation": "per-record free-text `generate` (previous baseline)",
 }
 
-CAPITALS = {
-    "France": "Paris", "Germany": "Berlin", "Italy": "Rome", "Spain": "Madrid", "Japan": "Tokyo",
-    "Egypt": "Cairo", "Peru": "Lima", "Kenya": "Nairobi", "Canada": "Ottawa", "Chile": "Santiago",
-    "Norway": "Oslo", "Greece": "Athens", "Poland": "Warsaw", "Cuba": "Havana", "Iran": "Tehran",
-    "Russia": "Moscow",
-}  # fmt: skip
+# the first 16 countries of the table SmolLM2 is probed on
+CAPITALS = dict(itertools.islice(WORLD_CAPITALS.items(), 16))
 
 
 def records(n: int) -> list[dict]:

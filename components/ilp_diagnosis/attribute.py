@@ -4,8 +4,10 @@ multi-label set) together with the evidence it fired on.
     C3  a near-duplicate prompt has a different answer
     C2  the base answers another option confidently, SFT moved it (JSD >= tau) and, when the
         record's facts can be probed, the base's facts disagree with the label (our guard,
-        `rules.c2_needs_fact_conflict`)
-    C1  the base does not know the record's facts and SFT barely moved it (JSD < tau)
+        `rules.c2_needs_fact_conflict`) and, optionally, its fact probe believes another value
+        with probability >= `rules.c2_belief`
+    C1  the base does not know the record's facts and SFT barely moved it (JSD < tau; the JSD
+        condition can be dropped, `rules.c1_needs_low_jsd`)
     C4  learned at some checkpoint (unlearned at the end), early in the schedule, and early records
         are unlearned more often than late ones (dataset-level gate)
     C5  never learned, and still improving (slope < -delta) or rare template or complex
@@ -59,23 +61,30 @@ def _c3(s: Signals, r: IlpRules, tau: float, gate: bool) -> dict | None:
 
 def _c2(s: Signals, r: IlpRules, tau: float, gate: bool) -> dict | None:
     fact_conflict = s["fact_known"] is None or s["fact_known"] < r.fact_known
+    against = s.get("belief_against_label")
+    believes_otherwise = r.c2_belief is None or against is None or against >= r.c2_belief
     if (
         not s["base_correct"]
         and s["base_confidence"] >= r.base_confidence
         and s["jsd"] >= tau
         and (fact_conflict or not r.c2_needs_fact_conflict)
+        and believes_otherwise
     ):
-        return {
+        evidence = {
             "base_answer": s["base_answer"],
             "base_confidence": round(s["base_confidence"], 3),
             "jsd": round(s["jsd"], 3),
             "fact_known": s["fact_known"],
         }
+        if r.c2_belief is not None:
+            evidence["belief_against_label"] = against
+        return evidence
     return None
 
 
 def _c1(s: Signals, r: IlpRules, tau: float, gate: bool) -> dict | None:
-    if s["fact_known"] is not None and s["fact_known"] < r.fact_known and s["jsd"] < tau:
+    unknown = s["fact_known"] is not None and s["fact_known"] < r.fact_known
+    if unknown and (s["jsd"] < tau or not r.c1_needs_low_jsd):
         return {"fact_known": s["fact_known"], "jsd": round(s["jsd"], 3)}
     return None
 

@@ -135,8 +135,8 @@ def model_signals(
     tokenizer: PreTrainedTokenizerBase,
     params: IlpParams,
 ) -> list[dict[str, Any]]:
-    """For each record of `top`: the base model's view of its MCQ, the base-vs-SFT JSD and the
-    fraction of its facts the base knows."""
+    """For each record of `top`: the base model's view of its MCQ, the base-vs-SFT JSD, the
+    fraction of its facts the base knows and how confidently its own fact contradicts the label."""
     sub = [questions[i] for i in top]
     sub_options = [detection.options[i] for i in top]
     base_detection, base_answers, base_confidence = _base_view(
@@ -150,11 +150,21 @@ def model_signals(
     for k, i in enumerate(top):
         if k not in jsd:
             jsd[k] = signals.jsd_bits(base_detection.probs[k], detection.probs[i])
+    analysed = [records[i] for i in top]
+    candidates = facts.candidate_values(records)
+    against = facts.beliefs_against_labels(
+        base,
+        tokenizer,
+        analysed,
+        candidates,
+        max_length=params.max_length,
+        batch_size=params.batch_size,
+    )
     known = facts.probe_facts(
         base,
         tokenizer,
-        [records[i] for i in top],
-        facts.candidate_values(records),
+        analysed,
+        candidates,
         n=params.n_samples,
         seeds=params.seeds,
         threshold=params.unlearned_threshold,
@@ -170,6 +180,7 @@ def model_signals(
             == normalise_answer(records[i]["response"]),
             "jsd": float(jsd[k]),
             "fact_known": known[k],
+            "belief_against_label": against[k],
         }
         for k, i in enumerate(top)
     ]

@@ -109,6 +109,42 @@ def _complete(model, tokenizer, prefixes: list[str], n: int, seed: int) -> list[
     return [words[i : i + n] for i in range(0, len(words), n)]
 
 
+def belief_against(probs: np.ndarray, gold: int) -> float:
+    """The largest probability the model puts on a value other than the gold one."""
+    others = np.delete(np.asarray(probs, float), gold)
+    return float(others.max()) if others.size else 0.0
+
+
+def beliefs_against_labels(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    records: Sequence[dict[str, Any]],
+    candidates: dict[str, list[str]],
+    *,
+    max_length: int,
+    batch_size: int = 64,
+) -> list[float | None]:
+    """Per 1-hop record: how confidently the model's own fact contradicts the label
+    (`belief_against` of its cloze distribution over the relation's candidates); None when the
+    record has no probeable 1-hop fact."""
+    probed: list[tuple[int, str, str, str]] = []
+    for index, record in enumerate(records):
+        triples = extract(record["prompt"], record["response"])
+        if len(triples) == 1 and len(candidates.get(triples[0].relation, ())) >= 2:
+            t = triples[0]
+            probed.append((index, t.subject, t.relation, t.object))
+    beliefs: list[float | None] = [None] * len(records)
+    if not probed:
+        return beliefs
+    probs = cloze_probs(
+        model, tokenizer, [(s, r, candidates[r]) for _, s, r, _ in probed], max_length, batch_size
+    )
+    for (index, _, relation, gold), p in zip(probed, probs, strict=True):
+        values = [normalise_answer(c) for c in candidates[relation]]
+        beliefs[index] = belief_against(p, values.index(normalise_answer(gold)))
+    return beliefs
+
+
 def probe_facts(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,

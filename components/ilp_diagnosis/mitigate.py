@@ -10,6 +10,8 @@ only in what they target:
     X3r (C3)  relabel: each contradictory group takes the answer the base model prefers
     X3b (C3)  bucketing: the members of a contradictory group never share a mini-batch
     X4  (C4)  one shuffled schedule over all stages + replay of the forgotten records
+    ctrl_mix  the same shuffled schedule without replay: X4's schedule alone, which also changes
+              how often each stage's records are seen
     X5  (C5)  upsample the rare/complex records x4
     ctrl_cpt  CPT on general corpus only (same steps), then SFT
     ctrl_sft  the same number of extra copies as X5, of random records
@@ -245,6 +247,7 @@ def sft_interventions(
         "X3r": (relabel_by_base(records, groups, base_dir, max_length), "sequential"),
         "X3b": (bucketed(records, groups), "sequential"),
         "X4": ([*records, *copies(records, diagnosed(rows, "C4"), replay)], "mixed"),
+        "ctrl_mix": (list(records), "mixed"),
         "X5": ([*records, *copies(records, rare, upsample)], "sequential"),
         "ctrl_sft": ([*records, *random_copies], "sequential"),
     }

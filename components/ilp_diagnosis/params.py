@@ -17,6 +17,13 @@ class IlpRules(StrictModel):
     fact_known: float = Field(0.5, ge=0, le=1, description="fraction of facts the base knows")
     # C2 also needs the base's own facts to disagree with the label when they can be probed
     c2_needs_fact_conflict: bool = True
+    # [D] C2 also needs the base's fact probe to put at least this probability on one value other
+    # than the label (a confident contradicting belief), when the record has a 1-hop fact; the
+    # MCQ confidence alone cannot tell an over-confident guess about an unknown entity (C1) from
+    # a known fact (C2). null: not used
+    c2_belief: float | None = Field(None, ge=0, le=1)
+    # C1 needs JSD < tau (the spec's test); false: an unknown fact suffices ([D])
+    c1_needs_low_jsd: bool = True
     learned_loss: float = Field(0.3, gt=0, description="nats/token: 'learned' at a checkpoint")
     early_cut: float = Field(0.3, ge=0, le=1, description="early = stage starts before this")
     early_late_gap: float = Field(0.05, ge=0, le=1)

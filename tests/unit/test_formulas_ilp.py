@@ -226,6 +226,36 @@ def test_rule_thresholds_at_their_boundary(fired, label):
     assert attribute.attribute(signals, IlpRules(), tau=0.1, c4_gate=True)["label"] == label
 
 
+def test_belief_against_the_label_is_the_largest_other_probability():
+    assert facts.belief_against(np.array([0.1, 0.7, 0.2]), gold=0) == 0.7
+    assert facts.belief_against(np.array([0.1, 0.7, 0.2]), gold=1) == 0.2
+    assert facts.belief_against(np.array([1.0]), gold=0) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("against", "label"),
+    [(0.49, "unattributed"), (0.5, "C2"), (None, "C2")],  # None: no 1-hop fact to probe
+)
+def test_c2_belief_option_needs_a_confident_contradicting_fact(against, label):
+    signals = quiet_signals(
+        base_correct=False, base_confidence=0.9, jsd=0.2, belief_against_label=against
+    )
+    rules = IlpRules(c2_belief=0.5)
+    result = attribute.attribute(signals, rules, tau=0.1, c4_gate=False)
+    assert result["label"] == label
+    if label == "C2":
+        assert result["evidence"]["C2"]["belief_against_label"] == against
+
+
+def test_c1_without_the_jsd_condition():
+    """Facts unknown (0.25) but SFT moved the record (JSD 0.3 >= tau 0.1): C1 only when the
+    JSD condition is dropped."""
+    signals = quiet_signals(fact_known=0.25, jsd=0.3)
+    assert attribute.attribute(signals, IlpRules(), 0.1, False)["label"] == "unattributed"
+    dropped = IlpRules(c1_needs_low_jsd=False)
+    assert attribute.attribute(signals, dropped, 0.1, False)["label"] == "C1"
+
+
 def test_early_late_gap_boundaries():
     """early_cut 0.3: position 0.3 is not early: early [T] (1), late [F] (0): gap 1 (0.3 counted
     early: [T, F] -> 0.5). No early record: gap 0. A gap equal to the gate's threshold (0.5)
@@ -530,11 +560,18 @@ def fake_models(monkeypatch, tokenizer, params):
                           "batch_size": 7}  # fmt: skip
         return [0.0, None]
 
+    def beliefs_against_labels(model, tok, records, candidates, **kwargs):
+        assert (model, tok) == (BASE, tokenizer)
+        assert records == [DIAGNOSE_RECORDS[0], DIAGNOSE_RECORDS[1]]
+        assert kwargs == {"max_length": 40, "batch_size": 7}
+        return [0.75, None]
+
     monkeypatch.setattr(mcq, "build_questions", build_questions)
     monkeypatch.setattr(mcq, "detect", detect)
     monkeypatch.setattr(mcq, "sampled_answers", sampled_answers)
     monkeypatch.setattr(signals, "token_jsd", token_jsd)
     monkeypatch.setattr(facts, "probe_facts", probe_facts)
+    monkeypatch.setattr(facts, "beliefs_against_labels", beliefs_against_labels)
 
 
 def test_diagnose_by_hand(monkeypatch):
@@ -558,7 +595,8 @@ def test_diagnose_by_hand(monkeypatch):
     }  # fmt: skip
     assert r0["signals"] == {
         "base_pass": 0.0, "base_answer": "green", "base_confidence": 1.0, "base_correct": False,
-        "jsd": pytest.approx(jsd_r0), "fact_known": 0.0, "contradicts": [],
+        "jsd": pytest.approx(jsd_r0), "fact_known": 0.0, "belief_against_label": 0.75,
+        "contradicts": [],
         "loss_min": 0.1, "loss_final": 1.5, "ever_learned": True, "forgotten": True,
         "slope_per_50": pytest.approx(7.0), "stage": 0, "position": 0.0,
         "template": "color|what is the color of # ?", "cluster_size": 3, "rare": False,

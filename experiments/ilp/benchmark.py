@@ -24,7 +24,7 @@ import numpy as np
 
 from components.common.io import read_json, read_jsonl, write_json
 from components.common.models import load_causal_lm
-from components.common.params import ModelParams, TinyModelParams
+from components.common.params import ModelParams, Profile, TinyModelParams
 from components.data_prep import planted
 from components.data_prep import step as data_prep
 from components.data_prep.params import DataPrepParams
@@ -80,6 +80,9 @@ class BenchmarkConfig:
     upsample: int = 3  # X5: three extra copies = x4
     replay: int = 1  # X4: one extra copy of each forgotten record
     interventions: bool = True
+    profile: Profile = "tiny"
+    # the sentences CPT documents state a fact in (format fields: attribute, name, value)
+    corpus_templates: tuple[str, ...] = planted.CORPUS_TEMPLATES
     # one planted world and base for every seed (seeds vary SFT, sampling and interventions);
     # None: a world per seed. Pretraining is the costliest stage on a shared 2-core machine.
     world_seed: int | None = None
@@ -140,13 +143,19 @@ def run_seed(cfg: BenchmarkConfig, seed: int, root: Path) -> dict[str, Any]:
             base,
             world / "reports/pretrain",
         )
+    return diagnose_seed(cfg, seed, work, data, base)
+
+
+def diagnose_seed(cfg: BenchmarkConfig, seed: int, work: Path, data: Path, base: Path) -> dict:
+    """Plain SFT, its diagnosis, and (cfg.interventions) every intervention, of one seed on a
+    built world (data folder and base); a stage whose output exists is not run again."""
     sft = work / "sft"
     if not (sft / "config.json").is_file():
-        finetune.run(_finetune(cfg, seed), "tiny", data, base, sft, work / "reports/sft")
+        finetune.run(_finetune(cfg, seed), cfg.profile, data, base, sft, work / "reports/sft")
     if not (work / "reports/ilp/diagnosis.jsonl").is_file():
         ilp_step.run(
             cfg.ilp,
-            "tiny",
+            cfg.profile,
             data,
             base,
             sft,
@@ -186,14 +195,14 @@ def cpt_corpora(
     return {
         "X1": mitigate.cpt_mix(
             general,
-            mitigate.fact_documents(clean, c1, planted.CORPUS_TEMPLATES, cfg.docs_per_fact),
+            mitigate.fact_documents(clean, c1, cfg.corpus_templates, cfg.docs_per_fact),
             cfg.general_share,
             seed,
             size=cfg.cpt_lines,
         ),
         "X2": mitigate.cpt_mix(
             general,
-            mitigate.fact_documents(clean, c2, planted.CORPUS_TEMPLATES, cfg.docs_per_fact),
+            mitigate.fact_documents(clean, c2, cfg.corpus_templates, cfg.docs_per_fact),
             cfg.general_share,
             seed,
             drop_subjects=corrected_subjects,
@@ -233,7 +242,7 @@ def interventions(
         )
         model_dir = work / f"sft_{name}"
         params = _finetune(cfg, seed, dynamics_every=cfg.finetune.max_steps)
-        finetune.run(params, "tiny", data, cpt_dir, model_dir, work / f"reports/sft_{name}")
+        finetune.run(params, cfg.profile, data, cpt_dir, model_dir, work / f"reports/sft_{name}")
         after[name] = detect_on(model_dir, clean, cfg.ilp)
         write_json(work / f"after_{name}.json", after[name])
 
@@ -253,7 +262,9 @@ def interventions(
         variant_data = mitigate.write_sft_data(data, work / f"data_{name}", train)
         model_dir = work / f"sft_{name}"
         params = _finetune(cfg, seed, schedule=schedule, dynamics_every=cfg.finetune.max_steps)
-        finetune.run(params, "tiny", variant_data, base, model_dir, work / f"reports/sft_{name}")
+        finetune.run(
+            params, cfg.profile, variant_data, base, model_dir, work / f"reports/sft_{name}"
+        )
         after[name] = detect_on(model_dir, mitigate.originals(train), cfg.ilp)
         write_json(work / f"after_{name}.json", after[name])
     return after
@@ -324,6 +335,7 @@ def aggregate(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
         aggregate_["unlearned_rate_after"] = {
             x: float(np.mean([np.mean(list(r["after"][x].values())) for r in results]))
             for x in INTERVENTIONS
+            if all(x in r["after"] for r in results)
         }
     return aggregate_
 
@@ -360,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(work)  # Trainer checkpoints land in the work folder, not the repo
     results = [run_seed(cfg, seed, work) for seed in cfg.seeds]
     summary = aggregate(results)
-    config = _config_dump(cfg)
+    config = config_dump(cfg)
     write_json(out / f"ilp_benchmark{suffix}.json", {"config": config, "aggregate": summary})
     report.write_benchmark_section(out, summary, variant)
     print(report.benchmark_tables(summary))
@@ -372,7 +384,7 @@ def claim_work_dir(work: Path, cfg: BenchmarkConfig) -> None:
     records it in ``work/config.json``; a run with another config stops instead of mixing."""
     work.mkdir(parents=True, exist_ok=True)
     stamp = work / "config.json"
-    config = {k: v for k, v in _config_dump(cfg).items() if k not in ("seeds", "interventions")}
+    config = {k: v for k, v in config_dump(cfg).items() if k not in ("seeds", "interventions")}
     if stamp.is_file():
         before = read_json(stamp)
         changed = sorted(k for k in config.keys() | before.keys() if config.get(k) != before.get(k))
@@ -385,9 +397,13 @@ def claim_work_dir(work: Path, cfg: BenchmarkConfig) -> None:
         write_json(stamp, config)
 
 
-def _config_dump(cfg: BenchmarkConfig) -> dict[str, Any]:
+def config_dump(cfg: BenchmarkConfig) -> dict[str, Any]:
     return {
-        key: value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+        key: value.model_dump(mode="json")
+        if hasattr(value, "model_dump")
+        else list(value)
+        if isinstance(value, tuple)
+        else value
         for key, value in cfg.__dict__.items()
     }
 

@@ -62,7 +62,8 @@ def _c3(s: Signals, r: IlpRules, tau: float, gate: bool) -> dict | None:
 def _c2(s: Signals, r: IlpRules, tau: float, gate: bool) -> dict | None:
     fact_conflict = s["fact_known"] is None or s["fact_known"] < r.fact_known
     against = s.get("belief_against_label")
-    believes_otherwise = r.c2_belief is None or against is None or against >= r.c2_belief
+    # with c2_belief set, a record whose fact cannot be probed shows no contradicting belief
+    believes_otherwise = r.c2_belief is None or (against is not None and against >= r.c2_belief)
     if (
         not s["base_correct"]
         and s["base_confidence"] >= r.base_confidence

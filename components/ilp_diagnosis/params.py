@@ -18,9 +18,9 @@ class IlpRules(StrictModel):
     # C2 also needs the base's own facts to disagree with the label when they can be probed
     c2_needs_fact_conflict: bool = True
     # [D] C2 also needs the base's fact probe to put at least this probability on one value other
-    # than the label (a confident contradicting belief), when the record has a 1-hop fact; the
-    # MCQ confidence alone cannot tell an over-confident guess about an unknown entity (C1) from
-    # a known fact (C2). null: not used
+    # than the label (a confident contradicting belief; a record without a probeable 1-hop fact
+    # has none); the MCQ confidence alone cannot tell an over-confident guess about an unknown
+    # entity (C1) from a known fact (C2). null: not used
     c2_belief: float | None = Field(None, ge=0, le=1)
     # C1 needs JSD < tau (the spec's test); false: an unknown fact suffices ([D])
     c1_needs_low_jsd: bool = True

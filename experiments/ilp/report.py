@@ -3,7 +3,8 @@ so regenerating them keeps the hand-written discussion around them:
 
     python -m experiments.ilp.report   # rewrite the sections from the committed results JSONs
 
-The benchmark and real-model runs call the same writers with their fresh results."""
+The benchmark runs call the same writers with their fresh results; the SmolLM2 benchmark's
+sections are experiments/ilp/smollm2_report.py's."""
 
 from __future__ import annotations
 
@@ -232,60 +233,6 @@ def write_benchmark_section(out_dir: Path, summary: Mapping[str, Any], variant: 
     replace_section(out_dir / DOC, section, benchmark_tables(summary))
 
 
-def planted_counts(result: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
-    """Planted group → (unlearned records, records), from the stored rate and group size."""
-    rates, sizes = result["truth"]["unlearned_rate_by_planted"], result["planted"]
-    return {group: (round(rate * sizes[group]), sizes[group]) for group, rate in rates.items()}
-
-
-def real_model_tables(result: Mapping[str, Any]) -> str:
-    """The SmolLM2 lane: one run, so counts and rates without a spread."""
-    summary, truth = result["summary"], result["truth"]
-    return "\n".join(
-        [
-            f"SFT set: {result['records']} records ({result['known']} capitals the base knows, "
-            f"{result['planted']['C2']} of them relabelled with a wrong capital, "
-            f"{result['planted']['C1']} invented countries); LoRA r=8, "
-            f"{result['finetune']['max_steps']} steps. Wall time {result['seconds']:.0f} s.",
-            "",
-            f"Unlearned rate **{summary['unlearned_rate']:.3f}** "
-            f"({summary['unlearned']} of {summary['records']}; Wilson 95 % CI "
-            f"{wilson_ci(summary['unlearned'], summary['records']).format(3)}); tau_JSD = "
-            f"{summary['tau_jsd']:.3f}. One run, so no spread over seeds; the intervals are over "
-            "records.",
-            "",
-            table(
-                ["planted group", "unlearned", "rate (Wilson 95 % CI)"],
-                [
-                    [g, f"{k} of {n}", str(wilson_ci(k, n))]
-                    for g, (k, n) in planted_counts(result).items()
-                ],
-            ),
-            "",
-            table(
-                ["diagnosed cause", "records"],
-                [[c, n] for c, n in summary["cause_counts"].items()],
-            ),
-            "",
-            table(
-                ["planted \\ diagnosed", *truth["confusion"]["cols"]],
-                [
-                    [p, *row]
-                    for p, row in zip(
-                        truth["confusion"]["rows"], truth["confusion"]["matrix"], strict=True
-                    )
-                ],
-            ),
-            "",
-            f"Macro-F1 over the planted causes present: {truth['macro_f1']:.2f}.",
-        ]
-    )
-
-
-def write_real_model_section(out_dir: Path, result: Mapping[str, Any]) -> None:
-    replace_section(out_dir / DOC, "real-model", real_model_tables(result))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.ilp.report", description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "docs/results")
@@ -294,8 +241,6 @@ def main(argv: list[str] | None = None) -> int:
         results = args.out / f"ilp_benchmark{f'_{variant}' if variant else ''}.json"
         if results.is_file():
             write_benchmark_section(args.out, read_json(results)["aggregate"], variant)
-    if (args.out / "ilp_real_model.json").is_file():
-        write_real_model_section(args.out, read_json(args.out / "ilp_real_model.json"))
     return 0
 
 

@@ -50,14 +50,23 @@ RESULTS = REPO / "docs/results/ilp_smollm2"
 GRID: dict[str, Sequence[Any]] = {
     "jsd_threshold": (0.1, None, 0.05, 0.2, 0.3),
     "base_confidence": (0.6, 0.4, 0.5, 0.7, 0.8),
-    "c2_belief": (None, 0.3, 0.5, 0.7),
+    "c2_belief": (None, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9),
     "c1_needs_low_jsd": (True, False),
-    "learned_loss": (0.3, 0.6, 1.0),
+    "learned_loss": (0.3, 0.6, 1.0, 1.5),
 }
 
 
+# SmolLM2's chat template without its default system turn: half the tokens of a record
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
+    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
 def config(seeds: Sequence[int], rules: IlpRules | None = None) -> benchmark.BenchmarkConfig:
-    """The benchmark recipe on SmolLM2, CPU-sized: LoRA r=8, 48 steps of 8 (24 per stage)."""
+    """The benchmark recipe on SmolLM2, CPU-sized: LoRA r=8, 96 steps of 8, split between the
+    stages in proportion to their records (each record ~13 passes); lr 2e-3 (cosine)."""
     return benchmark.BenchmarkConfig(
         seeds=tuple(seeds),
         profile="smollm2",
@@ -67,24 +76,38 @@ def config(seeds: Sequence[int], rules: IlpRules | None = None) -> benchmark.Ben
         finetune=FinetuneParams(
             method="full",
             schedule="sequential",
+            stage_steps="proportional",
             track_drift=False,
             lora=LoraParams(enabled=True, r=8, alpha=16),
-            max_steps=48,
+            max_steps=96,
             batch_size=8,
-            learning_rate=5e-4,
-            max_length=64,
+            learning_rate=2e-3,
+            max_length=48,
             eval_every=10**6,
             eval_per_task=4,
-            dynamics_every=6,
+            dynamics_every=8,
             save_steps=10**6,
             logging_steps=12,
             resume=False,
         ),
-        ilp=IlpParams(max_length=64, max_new_tokens=12, rules=rules or IlpRules()),
+        ilp=IlpParams(max_length=48, max_new_tokens=12, rules=rules or IlpRules()),
         cpt_steps=16,
         cpt_learning_rate=1e-4,
         cpt_lines=300,
     )
+
+
+def short_template_base(source: Path, dest: Path) -> Path:
+    """SmolLM2 as shipped (files linked, not copied) with `CHAT_TEMPLATE` (once)."""
+    if (dest / "config.json").is_file():
+        return dest
+    with atomic_path(dest) as tmp:
+        tmp.mkdir()
+        for file in source.iterdir():
+            if file.name != "chat_template.jinja":
+                (tmp / file.name).symlink_to(file.resolve())
+        (tmp / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
+    return dest
 
 
 def build_world(work: Path, world: str, base: Path, sizes: WorldSizes) -> Path:
@@ -141,7 +164,7 @@ def run_world(world: str, seeds: Sequence[int], work: Path, rules: IlpRules | No
     cfg = config(seeds, rules)
     if world == "dev":
         cfg = benchmark.BenchmarkConfig(**{**cfg.__dict__, "interventions": False})
-    base = materialize_smollm2(REPO / ".cache/smollm2")
+    base = short_template_base(materialize_smollm2(REPO / ".cache/smollm2"), work / "base")
     data = build_world(work, world, base, WorldSizes())
     results = []
     for seed in seeds:

@@ -234,7 +234,7 @@ def test_belief_against_the_label_is_the_largest_other_probability():
 
 @pytest.mark.parametrize(
     ("against", "label"),
-    [(0.49, "unattributed"), (0.5, "C2"), (None, "C2")],  # None: no 1-hop fact to probe
+    [(0.49, "unattributed"), (0.5, "C2"), (None, "unattributed")],  # None: nothing probed
 )
 def test_c2_belief_option_needs_a_confident_contradicting_fact(against, label):
     signals = quiet_signals(

@@ -109,14 +109,6 @@ def test_pooled_count_is_reconstructed_from_stored_means_only_where_unique():
     assert report.pooled_cell(stored, "C4", "X3r") == "0.09–0.91 [0.02, 0.98] (1–10/11)"
 
 
-def test_real_model_rates_are_counts_of_their_group_with_wilson_intervals():
-    result = {
-        "truth": {"unlearned_rate_by_planted": {"C1": 14 / 16, "control": 1 / 31}},
-        "planted": {"C1": 16, "control": 31},
-    }
-    assert report.planted_counts(result) == {"C1": (14, 16), "control": (1, 31)}
-
-
 def test_macro_f1_verdict_reads_the_interval_over_seeds():
     # 0.69, 0.48, 0.52: mean 0.563, s = 0.1108, half 4.3027 · 0.1108 / sqrt(3) = 0.2753:
     # [0.288, 0.839] reaches both targets: neither shown nor excluded

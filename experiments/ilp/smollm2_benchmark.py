@@ -31,6 +31,7 @@ from components.epi_finetune.step import plan_stages, schedule
 from components.ilp_diagnosis import attribute, mitigate
 from components.ilp_diagnosis.params import IlpParams, IlpRules
 from components.ilp_diagnosis.report import ground_truth_report
+from components.ilp_diagnosis.signals import read_dynamics
 from components.pretrain.params import PretrainParams
 from experiments.ilp import benchmark
 from experiments.ilp.smollm2_world import (
@@ -159,6 +160,19 @@ def group_exposure(
     return out
 
 
+def loss_by_group(dynamics: Path, truth: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Planted group -> step -> mean per-record training loss (the finetune step's dynamics):
+    the SFT's learning curves, to check the plateau."""
+    losses: dict[str, dict[int, list[float]]] = {}
+    for record_id, trajectory in read_dynamics(dynamics, list(truth)).items():
+        for step, loss in trajectory:
+            losses.setdefault(truth[record_id], {}).setdefault(step, []).append(loss)
+    return {
+        group: {str(step): float(np.mean(v)) for step, v in sorted(by_step.items())}
+        for group, by_step in sorted(losses.items())
+    }
+
+
 def run_world(world: str, seeds: Sequence[int], work: Path, rules: IlpRules | None):
     """SFT and diagnosis per seed; the held-out world also runs every intervention."""
     cfg = config(seeds, rules)
@@ -172,6 +186,9 @@ def run_world(world: str, seeds: Sequence[int], work: Path, rules: IlpRules | No
         seed_work.mkdir(parents=True, exist_ok=True)
         result = benchmark.diagnose_seed(cfg, seed, seed_work, data, base)
         result["exposure"] = group_exposure(seed_work, data, cfg, seed)
+        result["loss_by_group"] = loss_by_group(
+            seed_work / "reports/sft/dynamics.csv", result["planted"]
+        )
         result["rows"] = read_jsonl(seed_work / "reports/ilp/diagnosis.jsonl")
         results.append(result)
     return cfg, results

@@ -8,9 +8,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from components.common.io import read_json
+from components.common.plots import line_plot
 from experiments.ilp import report
-from experiments.report import pm, replace_section, table
+from experiments.report import SPREAD_NOTE, pm, replace_section, table
 from experiments.stats import mean_ci, threshold_verdict
 
 TARGET = 0.7  # issue 17: held-out macro-F1
@@ -44,11 +47,54 @@ def exposure_table(summary: Mapping[str, Any]) -> str:
     )
 
 
-def world_section(result: Mapping[str, Any]) -> str:
+def loss_plot(result: Mapping[str, Any], path: Path) -> Path:
+    """Mean training loss per planted group over the SFT steps, averaged over the seeds."""
+    curves = [r["loss_by_group"] for r in result["seeds"]]
+    series = {}
+    for group in curves[0]:
+        steps = list(curves[0][group])
+        series[group] = (
+            [int(s) for s in steps],
+            [float(np.mean([c[group][s] for c in curves])) for s in steps],
+        )
+    return line_plot(
+        series,
+        path,
+        title="SFT loss per planted group (mean over records and seeds)",
+        xlabel="step",
+        ylabel="loss (nats/token)",
+    )
+
+
+def loss_table(result: Mapping[str, Any]) -> str:
+    """The last two recorded steps' loss per group (mean over seeds): the plateau check."""
+    curves = [r["loss_by_group"] for r in result["seeds"]]
+    steps = list(next(iter(curves[0].values())))
+    last, before = steps[-1], steps[-2]
+    return table(
+        ["group", f"loss at step {before}", f"loss at step {last}"],
+        [
+            [
+                group,
+                pm([c[group][before] for c in curves]),
+                pm([c[group][last] for c in curves]),
+            ]
+            for group in curves[0]
+        ],
+    )
+
+
+def world_section(result: Mapping[str, Any], world: str) -> str:
     summary = result["aggregate"]
     return "\n".join(
         [
             world_line(result),
+            "",
+            f"![SFT loss per group](img/ilp_smollm2_{world}_loss.png)",
+            "",
+            f"**Plateau check** (training loss per planted group, {SPREAD_NOTE}):",
+            "",
+            loss_table(result),
             "",
             report.benchmark_tables(summary, (TARGET,)),
             "",
@@ -100,7 +146,8 @@ def write_sections(out: Path = DOCS / "ilp_smollm2") -> None:
         if (out / f"{world}.json").is_file():
             result = read_json(out / f"{world}.json")
             report.benchmark_plots(img, result["aggregate"], f"_smollm2_{world}")
-            body = world_section(result)
+            loss_plot(result, img / f"ilp_smollm2_{world}_loss.png")
+            body = world_section(result, world)
             if world == "heldout":
                 body = heldout_verdict(result["aggregate"]) + "\n\n" + body
             replace_section(doc, f"smollm2-{world}", body)

@@ -118,3 +118,33 @@ def test_macro_f1_verdict_reads_the_interval_over_seeds():
     assert report.macro_f1_verdicts({"mean": 0.43, "std": 0.08}, 3).startswith(
         "≥ 0.8: **contradicted**"
     )
+
+
+def test_smollm2_sections_from_the_results_jsons(tmp_path):
+    """Two held-out seeds whose macro-F1 is 2/3 each (C1: P 1, R 1/2; C2: P 1/2, R 1): the
+    interval is the point 0.67, below the 0.7 target; the plateau table averages the seeds'
+    last-step losses (1 and 3: 2.00 ± 1.41)."""
+    from experiments.ilp import smollm2_benchmark, smollm2_report
+
+    seeds = [fake_seed(0, {"a"}), fake_seed(1, {"a"})]
+    for k, seed in enumerate(seeds):
+        seed["loss_by_group"] = {"C1": {"0": 5.0, "8": 1.0 + 2 * k}, "C2": {"0": 4.0, "8": 0.5}}
+        seed["exposure"] = {"sft": {"C1": 13.0, "C2": 13.0, "control": 13.0}}
+    out = tmp_path / "ilp_smollm2"
+    finetune = {"lora": {"r": 8}, "max_steps": 96, "batch_size": 8, "schedule": "sequential"}
+    finetune |= {"stage_steps": "proportional", "learning_rate": 0.002}
+    result = {
+        "config": {"finetune": finetune},
+        "knowledge": {"France": 0.9, "Peru": 0.2},
+        "aggregate": smollm2_benchmark.world_summary(seeds),
+        "seeds": seeds,
+    }
+    write_json(out / "heldout.json", result)
+    smollm2_report.write_sections(out)
+    text = (tmp_path / report.DOC).read_text()
+    assert "Held-out macro-F1 0.67 ± 0.00 (95 % CI 0.67 [0.67, 0.67]); target ≥ 0.7: " in text
+    assert "**contradicted**" in text
+    assert "| C1 | 5.00 ± 0.00 | 2.00 ± 1.41 |" in text
+    assert "| sft | 13.0 | 13.0 | 13.0 |" in text
+    assert "true capital of 1 of 2 countries" in text
+    assert (tmp_path / "img/ilp_smollm2_heldout_loss.png").is_file()

@@ -112,3 +112,10 @@ def test_exposure_counts_every_slot_of_the_schedule():
     assert seen["a0"] == seen["a1"] == 2
     assert sum(v for k, v in seen.items() if k.startswith("b")) == 4
     assert "b0~copy0" not in seen
+
+
+def test_loss_by_group_averages_the_records_of_each_group_per_step(tmp_path):
+    dynamics = tmp_path / "dynamics.csv"
+    dynamics.write_text("id,step,loss\na,0,2\nb,0,4\nc,0,1\na,8,1\nb,8,0\nc,8,0.5\n")
+    curves = bench.loss_by_group(dynamics, {"a": "C1", "b": "C1", "c": "C2"})
+    assert curves == {"C1": {"0": 3.0, "8": 0.5}, "C2": {"0": 1.0, "8": 0.5}}

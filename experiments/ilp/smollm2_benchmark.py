@@ -3,7 +3,8 @@ attribution rules calibrated on a dev world and scored on a held-out one:
 
     python -m experiments.ilp.smollm2_benchmark dev        # dev world: SFT + diagnosis, 3 seeds
     python -m experiments.ilp.smollm2_benchmark calibrate  # rules chosen on dev only
-    python -m experiments.ilp.smollm2_benchmark heldout    # held-out world + interventions
+    python -m experiments.ilp.smollm2_benchmark heldout    # held-out world: SFT + diagnosis
+    python -m experiments.ilp.smollm2_benchmark interventions  # X1..X5 + controls on held-out
     python -m experiments.ilp.smollm2_benchmark report     # page sections from the JSONs
 
 The world is `experiments.ilp.smollm2_world`; SFT, diagnosis and interventions are the tiny
@@ -173,10 +174,12 @@ def loss_by_group(dynamics: Path, truth: dict[str, str]) -> dict[str, dict[str, 
     }
 
 
-def run_world(world: str, seeds: Sequence[int], work: Path, rules: IlpRules | None):
-    """SFT and diagnosis per seed; the held-out world also runs every intervention."""
+def run_world(
+    world: str, seeds: Sequence[int], work: Path, rules: IlpRules | None, interventions: bool
+):
+    """SFT and diagnosis per seed, then (interventions) every intervention of each seed."""
     cfg = config(seeds, rules)
-    if world == "dev":
+    if not interventions:
         cfg = benchmark.BenchmarkConfig(**{**cfg.__dict__, "interventions": False})
     base = short_template_base(materialize_smollm2(REPO / ".cache/smollm2"), work / "base")
     data = build_world(work, world, base, WorldSizes())
@@ -249,7 +252,7 @@ def world_summary(results: Sequence[dict]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.ilp.smollm2_benchmark")
-    parser.add_argument("stage", choices=["dev", "calibrate", "heldout", "report"])
+    parser.add_argument("stage", choices=["dev", "calibrate", "heldout", "interventions", "report"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--work", type=Path, default=REPO / ".cache/ilp_smollm2")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -269,15 +272,16 @@ def main(argv: list[str] | None = None) -> int:
         smollm2_report.write_sections(out)
         return 0
     rules = None
-    if args.stage == "heldout":
+    if args.stage in ("heldout", "interventions"):
         if not (out / "calibration.json").is_file():
             raise SystemExit(f"{out / 'calibration.json'} is missing: run `calibrate` first")
         rules = IlpRules(**read_json(out / "calibration.json")["chosen"])
     os.chdir(work)  # Trainer checkpoints land in the work folder
-    world = args.stage
-    cfg, results = run_world(world, args.seeds, work, rules)
+    interventions = args.stage == "interventions"
+    world = "heldout" if interventions else args.stage
+    cfg, results = run_world(world, args.seeds, work, rules, interventions)
     write_json(
-        out / f"{world}.json",
+        out / f"{args.stage}.json",
         {
             "config": benchmark.config_dump(cfg),
             "knowledge": read_json(work / "knowledge.json"),

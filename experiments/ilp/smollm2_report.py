@@ -1,6 +1,7 @@
 """The SmolLM2 benchmark's sections of docs/results/ilp.md, from docs/results/ilp_smollm2/*.json:
-`smollm2-dev` (default rules), `smollm2-calibration` (rules chosen on dev) and `smollm2-heldout`
-(the calibrated rules on the held-out world, with the interventions)."""
+`smollm2-dev` (default rules), `smollm2-calibration` (rules chosen on dev), `smollm2-heldout`
+(the calibrated rules on the held-out world) and `smollm2-interventions` (the held-out seeds whose
+interventions ran: the recovery matrix)."""
 
 from __future__ import annotations
 
@@ -142,7 +143,7 @@ def heldout_verdict(summary: Mapping[str, Any]) -> str:
 def write_sections(out: Path = DOCS / "ilp_smollm2") -> None:
     """Every section whose results exist; the page is docs/results/ilp.md next to `out`."""
     doc, img = out.parent / report.DOC, out.parent / "img"
-    for world in ("dev", "heldout"):
+    for world in ("dev", "heldout", "interventions"):
         if (out / f"{world}.json").is_file():
             result = read_json(out / f"{world}.json")
             report.benchmark_plots(img, result["aggregate"], f"_smollm2_{world}")

@@ -108,6 +108,22 @@ def world_section(result: Mapping[str, Any], world: str) -> str:
     )
 
 
+def plateau_section(result: Mapping[str, Any]) -> str:
+    """The recipe check: unlearned rate per planted group after SFT to a flat training loss."""
+    rates = result["aggregate"]["unlearned_rate_by_planted"]
+    return "\n".join(
+        [
+            world_line(result) + f" Seeds {result['aggregate']['seeds']}.",
+            "",
+            table(["group", "unlearned rate"], [[g, f"{v['mean']:.2f}"] for g, v in rates.items()]),
+            "",
+            f"Training loss per planted group ({SPREAD_NOTE}):",
+            "",
+            loss_table(result),
+        ]
+    )
+
+
 def calibration_section(calibration: Mapping[str, Any]) -> str:
     default, chosen = calibration["dev_macro_f1_default"], calibration["dev_macro_f1_chosen"]
     rows = [
@@ -152,6 +168,10 @@ def write_sections(out: Path = DOCS / "ilp_smollm2") -> None:
             if world == "heldout":
                 body = heldout_verdict(result["aggregate"]) + "\n\n" + body
             replace_section(doc, f"smollm2-{world}", body)
+    if (out / "dev_plateau.json").is_file():
+        replace_section(
+            doc, "smollm2-plateau", plateau_section(read_json(out / "dev_plateau.json"))
+        )
     if (out / "calibration.json").is_file():
         replace_section(
             doc, "smollm2-calibration", calibration_section(read_json(out / "calibration.json"))

@@ -151,7 +151,7 @@ def model_signals(
         if k not in jsd:
             jsd[k] = signals.jsd_bits(base_detection.probs[k], detection.probs[i])
     analysed = [records[i] for i in top]
-    candidates = facts.candidate_values(records)
+    candidates = facts.add_candidates(facts.candidate_values(records), params.fact_candidates)
     against = facts.beliefs_against_labels(
         base,
         tokenizer,

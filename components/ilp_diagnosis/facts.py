@@ -68,6 +68,18 @@ def candidate_values(records: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
     return {rel: sorted(v.values()) for rel, v in values.items()}
 
 
+def add_candidates(
+    candidates: dict[str, list[str]], extra: dict[str, Sequence[str]]
+) -> dict[str, list[str]]:
+    """The SFT set's candidate values plus a gazetteer's (`ilp_diagnosis.fact_candidates`), one
+    per normalised value, sorted."""
+    merged = {rel: {normalise_answer(v): v for v in values} for rel, values in candidates.items()}
+    for rel, values in extra.items():
+        for value in values:
+            merged.setdefault(rel, {}).setdefault(normalise_answer(value), value)
+    return {rel: sorted(values.values()) for rel, values in merged.items()}
+
+
 def cloze_probs(
     model, tokenizer, probes: list[tuple[str, str, list[str]]], max_length: int, batch_size: int
 ) -> list[np.ndarray]:

@@ -53,6 +53,9 @@ class IlpParams(StrictModel):
     minhash_threshold: float = Field(0.8, gt=0, le=1)
     minhash_perm: int = Field(128, gt=0)
     cosine_threshold: float = Field(0.9, gt=0, le=1)
+    # values the fact probes score besides the SFT set's answers, per relation (a gazetteer):
+    # a relabelled fact's true value is often no record's answer, so the base could not show it
+    fact_candidates: dict[str, tuple[str, ...]] = {}
     batch_size: int = Field(64, gt=0)
     max_length: int = Field(96, gt=0)
     max_new_tokens: int = Field(16, gt=0)

@@ -42,7 +42,7 @@ from experiments.ilp.smollm2_world import (
     planted_records,
     split_entities,
 )
-from experiments.world_facts import base_knowledge
+from experiments.world_facts import CAPITALS, base_knowledge
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
@@ -102,7 +102,13 @@ def config(
             resume=False,
             **RECIPES[recipe],
         ),
-        ilp=IlpParams(max_length=48, max_new_tokens=12, rules=rules or IlpRules()),
+        ilp=IlpParams(
+            max_length=48,
+            max_new_tokens=12,
+            # the gazetteer: every real capital, so a relabelled country's true capital is scored
+            fact_candidates={"capital": tuple(sorted(set(CAPITALS.values())))},
+            rules=rules or IlpRules(),
+        ),
         cpt_steps=16,
         cpt_learning_rate=1e-4,
         cpt_lines=300,

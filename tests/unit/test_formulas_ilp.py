@@ -226,6 +226,13 @@ def test_rule_thresholds_at_their_boundary(fired, label):
     assert attribute.attribute(signals, IlpRules(), tau=0.1, c4_gate=True)["label"] == label
 
 
+def test_a_gazetteer_adds_fact_candidates_once_per_normalised_value():
+    merged = facts.add_candidates(
+        {"capital": ["Rome", "Velmora"]}, {"capital": ["paris", "Rome."], "color": ["red"]}
+    )
+    assert merged == {"capital": ["Rome", "Velmora", "paris"], "color": ["red"]}
+
+
 def test_belief_against_the_label_is_the_largest_other_probability():
     assert facts.belief_against(np.array([0.1, 0.7, 0.2]), gold=0) == 0.7
     assert facts.belief_against(np.array([0.1, 0.7, 0.2]), gold=1) == 0.2

@@ -743,3 +743,79 @@ def test_every_selection_draws_its_own_seed_from_the_salt_and_the_tensor():
     # random masks: the salt changes them too
     random = sampled_engine(mask_source="random")._select
     assert not torch.equal(random(ema, 0.25, 0)[0], random(ema, 0.25, 1)[0])
+
+
+# ---- ages under a mask change between refreshes, and their saturation ---------------------------
+
+
+def test_a_stage_memory_keeps_the_ages_and_a_refresh_saturates_them_at_255():
+    """The version-1 state above (mask {A1, A3, B0}, ages 3, 255, 1; memory {A0, B2}) under
+    stage_memory with p = 0.1 of 7 entries (k = 1). Scores (mean norm): A [0.4, 0.8, 1.2, 1.6],
+    B [5, 6, 7] / 6: the top-1 is A3. end_stage remembers {A3} with {A0, B2}; the mask becomes
+    {A0, A1, A3, B0, B2}, the kept entries keep their ages (no refresh: 3, 255, 1), the added
+    ones start at 1. The next refresh isolates {A3} + memory = {A0, A3, B2}: each kept entry
+    ages by one, A3 stays at 255 (saturating), A1 and B0 are released."""
+    engine = ParameterIsolation(tensors(), IsolationConfig(iso_ratio=0.1, stage_memory=True))
+    engine.load_state_dict(version_1_state(None))
+    assert engine.end_stage() == 3
+    assert [a.tolist() for a in engine.age] == [[1, 3, 0, 255], [1, 0, 1]]
+    stats = engine.refresh()
+    assert [a.tolist() for a in engine.age] == [[2, 0, 0, 255], [0, 0, 2]]
+    assert (stats["age_max"], stats["released"]) == (255, 2)
+
+
+# ---- [D] estimator options: the bf16 EMA and the steps since a skipped update ------------------
+
+
+def test_a_bf16_ema_is_created_and_loaded_in_bf16():
+    """beta 0.5, g_A0 = 1 + 2**-5: g*g = 1 + 2**-4 + 2**-10, which bf16 (8 significant bits)
+    rounds to 1.0625; one step gives F = 0.5 * 1.0625 = 0.53125 (fp32: 0.53125 + 2**-11). The
+    EMA of 7 entries costs 14 bytes in bf16, 28 in fp32. A checkpoint's EMA is converted to the
+    loading engine's dtype: fp32 -> bf16 rounds it, bf16 -> fp32 keeps the value."""
+
+    def fed(ema_dtype: str) -> ParameterIsolation:
+        named = tensors()
+        config = IsolationConfig(ema_beta=0.5, ema_dtype=ema_dtype, warmup_steps=100)
+        engine = ParameterIsolation(named, config)
+        set_grads(named, [1 + 2**-5, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+        engine.accumulate()
+        return engine
+
+    fresh = ParameterIsolation(tensors(), IsolationConfig(ema_dtype="bfloat16"))
+    assert [t.dtype for t in fresh.ema[None]] == [torch.bfloat16] * 2
+    assert fresh.memory_bytes() == 7 * 2  # no mask yet: the EMA only
+    bf16, fp32 = fed("bfloat16"), fed("float32")
+    assert bf16.ema[None][0].tolist() == [0.53125, 0.0, 0.0, 0.0]
+    assert fp32.ema[None][0].tolist() == [0.53125 + 2**-11, 0.0, 0.0, 0.0]
+    to_bf16 = ParameterIsolation(tensors(), IsolationConfig(ema_beta=0.5, ema_dtype="bfloat16"))
+    to_bf16.load_state_dict(fed("float32").state_dict())  # saved with one step pending
+    assert [t.dtype for t in to_bf16.ema[None]] == [torch.bfloat16] * 2
+    assert to_bf16.ema[None][0].tolist() == [0.53125, 0.0, 0.0, 0.0]
+    assert to_bf16.memory_bytes() == 7 * 2
+    to_fp32 = ParameterIsolation(tensors(), IsolationConfig(ema_beta=0.5))
+    to_fp32.load_state_dict(bf16.state_dict())
+    assert [t.dtype for t in to_fp32.ema[None]] == [torch.float32] * 2
+    assert to_fp32.memory_bytes() == 7 * 4
+
+
+def test_a_per_task_checkpoint_keeps_each_streams_pending_decay_and_skipped_steps():
+    """per_task_ema, ema_every s = 2, beta 0.5, one 2-entry tensor, task "a" throughout.
+    Step 1 is skipped (its gradient never counts); step 2 updates with the gap of 2 steps:
+    F = 0.25 * 0 + 0.75 * [4, 0] = [3, 0]; step 3 is skipped. Saved there (task "a"'s stream
+    has a decay of beta**2 pending and one skipped step) and loaded: F is still [3, 0], and
+    step 4 updates with a gap of 2: F = 0.25 * [3, 0] + 0.75 * [0, 4] = [0.75, 3]."""
+    config = IsolationConfig(per_task_ema=True, ema_every=2, ema_beta=0.5, warmup_steps=100)
+    w = torch.nn.Parameter(torch.zeros(2))
+    engine = ParameterIsolation([("w", w)], config)
+    engine.set_task("a")
+    for grad in ([8.0, 8.0], [2.0, 0.0], [8.0, 8.0]):
+        w.grad = torch.tensor(grad)
+        engine.accumulate()
+    w2 = torch.nn.Parameter(torch.zeros(2))
+    resumed = ParameterIsolation([("w", w2)], config)
+    resumed.load_state_dict(engine.state_dict())
+    assert resumed.task == "a"
+    assert resumed.ema["a"][0].tolist() == [3.0, 0.0]
+    w2.grad = torch.tensor([0.0, 2.0])
+    resumed.accumulate()
+    assert resumed.ema["a"][0].tolist() == [0.75, 3.0]

@@ -5,7 +5,7 @@ multi-label set) together with the evidence it fired on.
     C2  the base answers another option confidently, SFT moved it (JSD >= tau) and, when the
         record's facts can be probed, the base's facts disagree with the label (our guard,
         `rules.c2_needs_fact_conflict`) and, optionally, its fact probe believes another value
-        with probability >= `rules.c2_belief`
+        with probability >= `rules.c2_belief`; or (`rules.c2_test: belief`) only that belief
     C1  the base does not know the record's facts and SFT barely moved it (JSD < tau; the JSD
         condition can be dropped, `rules.c1_needs_low_jsd`)
     C4  learned at some checkpoint (unlearned at the end), early in the schedule, and early records
@@ -60,6 +60,11 @@ def _c3(s: Signals, r: IlpRules, tau: float, gate: bool) -> dict | None:
 
 
 def _c2(s: Signals, r: IlpRules, tau: float, gate: bool) -> dict | None:
+    if r.c2_test == "belief":
+        against = s.get("belief_against_label")
+        if against is not None and r.c2_belief is not None and against >= r.c2_belief:
+            return {"belief_against_label": round(against, 3), "fact_known": s["fact_known"]}
+        return None
     fact_conflict = s["fact_known"] is None or s["fact_known"] < r.fact_known
     against = s.get("belief_against_label")
     # with c2_belief set, a record whose fact cannot be probed shows no contradicting belief

@@ -24,6 +24,17 @@ class IlpRules(StrictModel):
     c2_belief: float | None = Field(None, ge=0, le=1)
     # C1 needs JSD < tau (the spec's test); false: an unknown fact suffices ([D])
     c1_needs_low_jsd: bool = True
+    # mcq: the spec's C2 test (base MCQ answer, confidence, JSD); belief ([D]): C2 when the
+    # base's fact probe believes another value than the label with p >= c2_belief, whatever the
+    # MCQ and the JSD say (the base demonstrably knows a contradicting fact)
+    c2_test: Literal["mcq", "belief"] = "mcq"
+
+    @model_validator(mode="after")
+    def _belief_needs_threshold(self) -> IlpRules:
+        if self.c2_test == "belief" and self.c2_belief is None:
+            raise ValueError("rules.c2_test: belief needs rules.c2_belief")
+        return self
+
     learned_loss: float = Field(0.3, gt=0, description="nats/token: 'learned' at a checkpoint")
     early_cut: float = Field(0.3, ge=0, le=1, description="early = stage starts before this")
     early_late_gap: float = Field(0.05, ge=0, le=1)

@@ -254,6 +254,22 @@ def test_c2_belief_option_needs_a_confident_contradicting_fact(against, label):
         assert result["evidence"]["C2"]["belief_against_label"] == against
 
 
+def test_c2_belief_test_reads_only_the_fact_probe():
+    """The base's MCQ is right and SFT did not move it, but its fact probe believes another
+    value at 0.95 >= 0.9: C2 under the belief test; 0.85 is not enough; the belief test without
+    its threshold is refused."""
+    signals = quiet_signals(jsd=0.0, fact_known=0.0, belief_against_label=0.95)
+    rules = IlpRules(c2_test="belief", c2_belief=0.9)
+    assert attribute.attribute(signals, rules, 0.1, False)["evidence"]["C2"] == {
+        "belief_against_label": 0.95,
+        "fact_known": 0.0,
+    }
+    signals["belief_against_label"] = 0.85
+    assert attribute.attribute(signals, rules, 0.1, False)["label"] == "C1"
+    with pytest.raises(ValueError, match="belief needs rules.c2_belief"):
+        IlpRules(c2_test="belief")
+
+
 def test_c1_without_the_jsd_condition():
     """Facts unknown (0.25) but SFT moved the record (JSD 0.3 >= tau 0.1): C1 only when the
     JSD condition is dropped."""

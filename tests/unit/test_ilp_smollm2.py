@@ -85,9 +85,9 @@ def test_calibration_picks_the_rules_that_separate_c1_from_c2_on_dev():
     assert calibration["dev_macro_f1_chosen"] == [1.0]
     assert calibration["chosen"] == {
         "jsd_threshold": 0.1, "base_confidence": 0.6, "c2_belief": 0.3,
-        "c1_needs_low_jsd": False, "learned_loss": 0.3,
+        "c1_needs_low_jsd": False, "learned_loss": 0.3, "c2_test": "mcq",
     }  # fmt: skip
-    assert len(calibration["scores"]) == 5 * 5 * 7 * 2 * 4
+    assert len(calibration["scores"]) == 5 * 5 * 7 * 2 * 4 * 2 - 5 * 5 * 2 * 4
 
 
 def test_reattribution_follows_the_learned_loss_through_the_minimum_loss():

@@ -53,7 +53,7 @@ def loss_plot(result: Mapping[str, Any], path: Path) -> Path:
     curves = [r["loss_by_group"] for r in result["seeds"]]
     series = {}
     for group in curves[0]:
-        steps = list(curves[0][group])
+        steps = sorted(curves[0][group], key=int)  # JSON keys come back sorted as text
         series[group] = (
             [int(s) for s in steps],
             [float(np.mean([c[group][s] for c in curves])) for s in steps],
@@ -70,7 +70,7 @@ def loss_plot(result: Mapping[str, Any], path: Path) -> Path:
 def loss_table(result: Mapping[str, Any]) -> str:
     """The last two recorded steps' loss per group (mean over seeds): the plateau check."""
     curves = [r["loss_by_group"] for r in result["seeds"]]
-    steps = list(next(iter(curves[0].values())))
+    steps = sorted(next(iter(curves[0].values())), key=int)
     last, before = steps[-1], steps[-2]
     return table(
         ["group", f"loss at step {before}", f"loss at step {last}"],
@@ -93,7 +93,7 @@ def world_section(result: Mapping[str, Any], world: str) -> str:
             "",
             f"![SFT loss per group](img/ilp_smollm2_{world}_loss.png)",
             "",
-            f"**Plateau check** (training loss per planted group, {SPREAD_NOTE}):",
+            f"**Training loss at the last two checkpoints** (per planted group, {SPREAD_NOTE}):",
             "",
             loss_table(result),
             "",
@@ -135,7 +135,7 @@ def calibration_section(calibration: Mapping[str, Any]) -> str:
             f"{len(calibration['scores'])} rule sets re-attributed on the dev world's stored "
             "signals (no model run); the one with the highest mean dev macro-F1 is kept "
             "(ties: the earlier in grid order, defaults first). Chosen on dev only, committed "
-            "before the held-out world was run.",
+            "before any held-out result existed.",
             "",
             table(["rule", "default", "chosen", "grid"], rows),
             "",

@@ -225,6 +225,12 @@ def section(prereg: dict[str, Any], lanes: dict[str, dict[str, Any]], image: str
             lines += compare_lines(files["compare"], prereg)
             if name == "lora" and image:
                 lines += [f"![forgetting per method]({image})", ""]
+        elif phenomenon(files["baseline"]["runs"])["verdict"] != "forgetting shown":
+            lines += [
+                "Not run, as pre-registered: full SFT shows no forgetting on this lane, so there "
+                "is nothing for EPI or the random mask to reduce.",
+                "",
+            ]
         else:
             lines += ["Not run yet.", ""]
     return "\n".join(lines).rstrip("\n")

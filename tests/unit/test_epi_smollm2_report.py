@@ -90,7 +90,7 @@ def test_report_writes_the_section_and_figure(tmp_path):
     assert text.startswith("intro\n") and text.endswith("tail\n") and "old" not in text
     assert "seed 0: 10.0, seed 1: 20.0, seed 2: 30.0" in text
     assert "20.0 ± 10.0" in text and "[-4.8, 44.8]" in text and "no forgetting shown" in text
-    assert "Not run yet." in text
+    assert "Not run, as pre-registered: full SFT shows no forgetting" in text
 
     write_json(
         results / "compare.json",

@@ -85,6 +85,30 @@ def loss_table(result: Mapping[str, Any]) -> str:
     )
 
 
+def signal_table(result: Mapping[str, Any]) -> str:
+    """Per planted group, over the analysed (unlearned) records of every seed: the range of the
+    base's MCQ confidence and of its fact-probe belief against the label (C1 vs C2)."""
+    by_group: dict[str, dict[str, list[float]]] = {}
+    for seed in result["seeds"]:
+        for row in seed["rows"]:
+            if row.get("analysed"):
+                group = by_group.setdefault(seed["planted"][row["id"]], {"mcq": [], "belief": []})
+                group["mcq"].append(row["signals"]["base_confidence"])
+                if row["signals"].get("belief_against_label") is not None:
+                    group["belief"].append(row["signals"]["belief_against_label"])
+
+    def span(values: list[float]) -> str:
+        return f"{min(values):.2f}–{max(values):.2f}" if values else "n/a (no 1-hop fact)"
+
+    return table(
+        ["planted", "unlearned records", "base MCQ confidence", "fact-probe belief against label"],
+        [
+            [g, len(v["mcq"]), span(v["mcq"]), span(v["belief"])]
+            for g, v in sorted(by_group.items())
+        ],
+    )
+
+
 def world_section(result: Mapping[str, Any], world: str) -> str:
     summary = result["aggregate"]
     return "\n".join(
@@ -98,6 +122,10 @@ def world_section(result: Mapping[str, Any], world: str) -> str:
             loss_table(result),
             "",
             report.benchmark_tables(summary, (TARGET,)),
+            "",
+            "**Signals behind C1 vs C2** (range over the unlearned records of every seed):",
+            "",
+            signal_table(result),
             "",
             "**Exposure**: times the schedule shows a record of each planted group (mean over the "
             "group and the seeds; copies included). The CPT runs (X1, X2, ctrl_cpt) train on the "

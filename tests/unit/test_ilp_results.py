@@ -130,6 +130,13 @@ def test_smollm2_sections_from_the_results_jsons(tmp_path):
     for k, seed in enumerate(seeds):
         seed["loss_by_group"] = {"C1": {"0": 5.0, "8": 1.0 + 2 * k}, "C2": {"0": 4.0, "8": 0.5}}
         seed["exposure"] = {"sft": {"C1": 13.0, "C2": 13.0, "control": 13.0}}
+        seed["rows"] = [
+            {"id": "a", "analysed": True, "signals": {"base_confidence": 0.9 - k / 10}},
+            {"id": "c", "analysed": True, "signals": {"base_confidence": 0.7}},
+            {"id": "d", "analysed": False},
+        ]
+        seed["rows"][0]["signals"]["belief_against_label"] = 0.2
+        seed["rows"][1]["signals"]["belief_against_label"] = 0.99
     out = tmp_path / "ilp_smollm2"
     finetune = {"lora": {"r": 8}, "max_steps": 96, "batch_size": 8, "schedule": "sequential"}
     finetune |= {"stage_steps": "proportional", "learning_rate": 0.002}
@@ -146,5 +153,8 @@ def test_smollm2_sections_from_the_results_jsons(tmp_path):
     assert "**contradicted**" in text
     assert "| C1 | 5.00 ± 0.00 | 2.00 ± 1.41 |" in text
     assert "| sft | 13.0 | 13.0 | 13.0 |" in text
+    # the signal ranges pool the seeds' analysed records: a (C1) at 0.9 and 0.8, c (C2) twice
+    assert "| C1 | 2 | 0.80–0.90 | 0.20–0.20 |" in text
+    assert "| C2 | 2 | 0.70–0.70 | 0.99–0.99 |" in text
     assert "true capital of 1 of 2 countries" in text
     assert (tmp_path / "img/ilp_smollm2_heldout_loss.png").is_file()

@@ -121,6 +121,21 @@ def _complete(model, tokenizer, prefixes: list[str], n: int, seed: int) -> list[
     return [words[i : i + n] for i in range(0, len(words), n)]
 
 
+def one_hop_facts(
+    records: Sequence[dict[str, Any]], candidates: dict[str, list[str]]
+) -> list[tuple[int, str, str, int]]:
+    """(record index, subject, relation, the gold value's index among the relation's candidates)
+    of every record with one 1-hop fact whose relation has at least two candidates."""
+    found = []
+    for index, record in enumerate(records):
+        triples = extract(record["prompt"], record["response"])
+        if len(triples) == 1 and len(candidates.get(triples[0].relation, ())) >= 2:
+            t = triples[0]
+            values = [normalise_answer(c) for c in candidates[t.relation]]
+            found.append((index, t.subject, t.relation, values.index(normalise_answer(t.object))))
+    return found
+
+
 def belief_against(probs: np.ndarray, gold: int) -> float:
     """The largest probability the model puts on a value other than the gold one."""
     others = np.delete(np.asarray(probs, float), gold)
@@ -139,21 +154,14 @@ def beliefs_against_labels(
     """Per 1-hop record: how confidently the model's own fact contradicts the label
     (`belief_against` of its cloze distribution over the relation's candidates); None when the
     record has no probeable 1-hop fact."""
-    probed: list[tuple[int, str, str, str]] = []
-    for index, record in enumerate(records):
-        triples = extract(record["prompt"], record["response"])
-        if len(triples) == 1 and len(candidates.get(triples[0].relation, ())) >= 2:
-            t = triples[0]
-            probed.append((index, t.subject, t.relation, t.object))
     beliefs: list[float | None] = [None] * len(records)
-    if not probed:
+    facts = one_hop_facts(records, candidates)
+    if not facts:
         return beliefs
-    probs = cloze_probs(
-        model, tokenizer, [(s, r, candidates[r]) for _, s, r, _ in probed], max_length, batch_size
-    )
-    for (index, _, relation, gold), p in zip(probed, probs, strict=True):
-        values = [normalise_answer(c) for c in candidates[relation]]
-        beliefs[index] = belief_against(p, values.index(normalise_answer(gold)))
+    probes = [(s, r, candidates[r]) for _, s, r, _ in facts]
+    probs = cloze_probs(model, tokenizer, probes, max_length, batch_size)
+    for (index, *_, gold), p in zip(facts, probs, strict=True):
+        beliefs[index] = belief_against(p, gold)
     return beliefs
 
 
@@ -172,24 +180,17 @@ def probe_facts(
     """Per record: the fraction of its facts the model knows (BoN pass rate >= threshold on some
     seed), or None when no fact could be extracted or probed."""
     known: list[float | None] = [None] * len(records)
-    single: list[tuple[int, str, str, str]] = []  # record, subject, relation, gold
+    single = one_hop_facts(records, candidates)
     chains: list[tuple[int, Triple, Triple]] = []
     for index, record in enumerate(records):
         triples = extract(record["prompt"], record["response"])
         if len(triples) == 2:
             chains.append((index, *triples))
-        elif triples and len(candidates.get(triples[0].relation, ())) >= 2:
-            t = triples[0]
-            single.append((index, t.subject, t.relation, t.object))
 
     if single:
         probes = [(s, r, candidates[r]) for _, s, r, _ in single]
         probs = cloze_probs(model, tokenizer, probes, max_length, batch_size)
-        gold = [
-            [normalise_answer(c) for c in candidates[r]].index(normalise_answer(o))
-            for _, _, r, o in single
-        ]
-        rates = bon_pass_rates(probs, gold, n, seeds)
+        rates = bon_pass_rates(probs, [gold for *_, gold in single], n, seeds)
         for (index, *_), row in zip(single, rates, strict=True):
             known[index] = float((row >= threshold).any())
 

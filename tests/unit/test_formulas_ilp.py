@@ -133,6 +133,20 @@ def test_fact_probe_knows_only_the_facts_the_model_completes(monkeypatch):
     assert known == [1.0, 0.0, 1.0, 0.0]
 
 
+def test_belief_against_each_label_from_its_cloze_distribution(monkeypatch):
+    """Candidates Lima, Paris, Rome. France (gold Paris): 0.1, 0.6, 0.3 -> the best other value
+    is Rome at 0.3; Peru (gold Lima): 0.2, 0.1, 0.7 -> Rome at 0.7; 2-hop records: None."""
+    scored = {"France": [0.1, 0.6, 0.3], "Peru": [0.2, 0.1, 0.7]}
+
+    def cloze(model, tokenizer, probes, max_length, batch_size):
+        assert [(s, r) for s, r, _ in probes] == [("France", "capital"), ("Peru", "capital")]
+        return [np.array(scored[s]) for s, _, _ in probes]
+
+    monkeypatch.setattr(facts, "cloze_probs", cloze)
+    beliefs = facts.beliefs_against_labels(None, None, probe_records(), CANDIDATES, max_length=32)
+    assert beliefs == [0.3, 0.7, None, None]
+
+
 def test_fact_probe_has_no_signal_without_candidates():
     """A relation with fewer than two candidate values cannot be probed: None, not "known"."""
     known = facts.probe_facts(

@@ -4,6 +4,7 @@ attribution rules calibrated on a dev world and scored on a held-out one:
     python -m experiments.ilp.smollm2_benchmark dev        # dev world: SFT + diagnosis, 3 seeds
     python -m experiments.ilp.smollm2_benchmark calibrate  # rules chosen on dev only
     python -m experiments.ilp.smollm2_benchmark heldout    # held-out world: SFT + diagnosis
+    python -m experiments.ilp.smollm2_benchmark heldout-more   # held-out seeds 3 4 5 (prereg)
     python -m experiments.ilp.smollm2_benchmark interventions  # X1..X5 + controls on held-out
     python -m experiments.ilp.smollm2_benchmark report     # page sections from the JSONs
 
@@ -277,14 +278,20 @@ def world_summary(results: Sequence[dict]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.ilp.smollm2_benchmark")
-    parser.add_argument("stage", choices=["dev", "calibrate", "heldout", "interventions", "report"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "stage",
+        choices=["dev", "calibrate", "heldout", "heldout-more", "interventions", "report"],
+        help="heldout-more: the held-out world on the seeds preregistered in "
+        "heldout_more_seeds_preregistration.json",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2 (heldout-more: 3 4 5)")
     parser.add_argument("--work", type=Path, default=REPO / ".cache/ilp_smollm2")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--recipe", choices=list(RECIPES), default="epochs3", help="plateau: the check run"
     )
     args = parser.parse_args(argv)
+    seeds = args.seeds or ([3, 4, 5] if args.stage == "heldout-more" else [0, 1, 2])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     work, out = args.work.resolve(), args.out.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -300,15 +307,16 @@ def main(argv: list[str] | None = None) -> int:
         smollm2_report.write_sections(out)
         return 0
     rules = None
-    if args.stage in ("heldout", "interventions"):
+    if args.stage in ("heldout", "heldout-more", "interventions"):
         if not (out / "calibration.json").is_file():
             raise SystemExit(f"{out / 'calibration.json'} is missing: run `calibrate` first")
         rules = IlpRules(**read_json(out / "calibration.json")["chosen"])
     os.chdir(work)  # Trainer checkpoints land in the work folder
     interventions = args.stage == "interventions"
-    world = "heldout" if interventions else args.stage
-    cfg, results = run_world(world, args.seeds, work, rules, interventions, args.recipe)
-    name = args.stage if args.recipe == "epochs3" else f"{args.stage}_{args.recipe}"
+    world = "dev" if args.stage == "dev" else "heldout"
+    cfg, results = run_world(world, seeds, work, rules, interventions, args.recipe)
+    name = {"heldout-more": "heldout_more_seeds"}.get(args.stage, args.stage)
+    name = name if args.recipe == "epochs3" else f"{name}_{args.recipe}"
     write_json(
         out / f"{name}.json",
         {

@@ -137,3 +137,15 @@ def with_lora(model: PreTrainedModel, lora: LoraParams) -> Any:
         target_modules=list(lora.target_modules),
     )
     return get_peft_model(model, config)
+
+
+def save_model(
+    model: Any, tokenizer: PreTrainedTokenizerBase, merge_lora: bool, out_dir: Path
+) -> None:
+    """A plain `save_pretrained` directory, LoRA adapters merged into the weights; written beside
+    `out_dir` and renamed into place, so a failure leaves no half-written model."""
+    if merge_lora:
+        model = model.merge_and_unload()
+    with atomic_path(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)

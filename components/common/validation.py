@@ -57,12 +57,14 @@ def validate_records(
     expectations: list[gx.expectations.Expectation],
     source: str,
     suite_name: str = "sft_records",
+    columns: Sequence[str] = RECORD_COLUMNS,
 ) -> dict[str, Any]:
-    """Validate records (each with its source `line`); raise on failure, else return the result."""
+    """Validate records (each with its source `line`) as a DataFrame of `columns`; raise on
+    failure, else return the result."""
     import great_expectations as gx
     import pandas as pd
 
-    frame = pd.DataFrame(records, columns=RECORD_COLUMNS)
+    frame = pd.DataFrame(records, columns=list(columns))
     # GX sets this module's logger to INFO when it is imported, then logs the temporary folder of
     # a docs site we never build on every ephemeral context
     logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
@@ -92,11 +94,12 @@ def validate_and_report(
     source: str,
     report: Path,
     suite_name: str = "sft_records",
+    columns: Sequence[str] = RECORD_COLUMNS,
 ) -> None:
     """`validate_records`, with its result JSON written to `report` and logged to the active
     MLflow run whether the suite passes or fails (a failure is raised after that)."""
     try:
-        payload = validate_records(records, expectations, source, suite_name)
+        payload = validate_records(records, expectations, source, suite_name, columns)
     except DataValidationError as error:
         payload = error.payload
         raise
@@ -114,7 +117,9 @@ class DataValidationError(ProjectError):
         self.payload = payload
         failures = [r for r in result.results if not r.success]
         first = failures[0]
-        field = first.expectation_config.kwargs.get("column")
+        # a multi-column expectation names the field to blame in its `meta`
+        field = (first.expectation_config.meta or {}).get("field")
+        field = field or first.expectation_config.kwargs.get("column")
         line, description = _describe(first)
         message = f"{description} ({first.expectation_config.type}"
         rows = first.result.get("unexpected_index_list") or []
@@ -139,6 +144,8 @@ def _describe(failure: Any) -> tuple[int | None, str]:
     if not rows:
         return None, f"failed {kind}"
     line, value = int(rows[0]["line"]), rows[0].get(field)
+    if (config.meta or {}).get("message"):  # what is wrong, worded by the expectation's author
+        return line, config.meta["message"]
     if kind == "expect_column_values_to_be_unique":
         return _first_repeat(rows, field)
     if kind == "expect_column_value_lengths_to_be_between" and isinstance(value, str):

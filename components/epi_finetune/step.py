@@ -18,8 +18,8 @@ import mlflow
 from torch import Tensor, nn
 from transformers import Trainer
 
-from components.common.io import ProjectError, atomic_path, read_jsonl
-from components.common.models import load_causal_lm, with_lora
+from components.common.io import ProjectError, read_jsonl
+from components.common.models import load_causal_lm, save_model, with_lora
 from components.common.params import LoraParams, Profile
 from components.common.repro import seed_everything
 from components.common.sft import SFTDataset, encode_record, first_per_task, sft_collator
@@ -255,12 +255,3 @@ def add_monitors(
     ):
         trainer.add_callback(callback)
     return Monitors(engine, accuracy, dynamics)
-
-
-def save_model(model: nn.Module, tokenizer: Any, merge_lora: bool, out_dir: Path) -> None:
-    """A plain `save_pretrained` directory, LoRA adapters merged into the weights."""
-    if merge_lora:
-        model = model.merge_and_unload()
-    with atomic_path(out_dir) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)

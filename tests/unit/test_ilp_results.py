@@ -147,8 +147,14 @@ def test_smollm2_sections_from_the_results_jsons(tmp_path):
         "seeds": seeds,
     }
     write_json(out / "heldout.json", result)
+    # the preregistered second look: two more seeds, pooled with the first two
+    more = [{**fake_seed(s, set()), "exposure": seeds[0]["exposure"]} for s in (3, 4)]
+    more_result = {**result, "aggregate": smollm2_benchmark.world_summary(more), "seeds": more}
+    write_json(out / "heldout_more_seeds.json", more_result)
     smollm2_report.write_sections(out)
     text = (tmp_path / report.DOC).read_text()
+    assert "Seeds 3-5 alone: macro-F1 0.67 ± 0.00" in text
+    assert "Seeds: [0, 1, 3, 4]" in text
     assert "Held-out macro-F1 0.67 ± 0.00 (95 % CI 0.67 [0.67, 0.67]); target ≥ 0.7: " in text
     assert "**contradicted**" in text
     assert "| C1 | 5.00 ± 0.00 | 2.00 ± 1.41 |" in text

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from components.common.io import ProjectError, write_json
 from components.common.msd import domain_cases, require_lesions
-from components.data_prep.records import load_user_records
+from components.common.records import load_user_records
 from pipelines.params import ProjectParams, load_project_params
 
 # the first stages of dvc.yaml: each depends on its manifest (grm_data reads no user data, but
 # depending on an empty manifest makes the check run before it too)
-FIRST_STAGES = ("data_prep", "ct_data", "grm_data")
+FIRST_STAGES = ("data_prep", "ct_data", "grm_data", "knowtuning_data")
 
 
 def md5_of(path: Path) -> str:
@@ -50,6 +50,11 @@ def user_inputs(params: ProjectParams) -> dict[str, dict[str, str]]:
         for key in ("user_train", "user_eval"):
             if getattr(prep, key):
                 inputs["data_prep"][f"data_prep.{key}"] = getattr(prep, key)
+    for key in ("train_file", "test_file"):
+        if getattr(params.knowtuning_data, key):
+            inputs["knowtuning_data"][f"knowtuning_data.{key}"] = getattr(
+                params.knowtuning_data, key
+            )
     if params.ct_data.source == "msd":
         for name, folder in params.ct_data.msd_domains.items():
             inputs["ct_data"][f"ct_data.msd_domains.{name}"] = folder
@@ -89,7 +94,11 @@ def check_seg_domains(params: ProjectParams) -> None:
 
 
 # how each first stage's inputs are checked (JSONL files, MSD task folders)
-CHECK_INPUT = {"data_prep": check_jsonl, "ct_data": check_msd_folder}
+CHECK_INPUT = {
+    "data_prep": check_jsonl,
+    "ct_data": check_msd_folder,
+    "knowtuning_data": check_jsonl,
+}
 
 
 def check(params: ProjectParams) -> dict[str, dict]:

@@ -57,6 +57,15 @@ def step_parser(
     parser.add_argument(
         "--metrics", default=None, help="where the metrics go (default: metrics/<step>.json)"
     )
+    parser.add_argument(
+        "--section",
+        dest="sections",
+        action="append",
+        default=[],
+        metavar="STEP_SECTION=PARAMS_SECTION",
+        help="read one of this step's sections from another params.yaml section, e.g. "
+        "--section finetune=knowtuning_sft (a step reused by another pipeline)",
+    )
     return parser
 
 
@@ -79,7 +88,7 @@ def step_main(
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     quiet_progress_bars()
     try:
-        params = load_params(args.params, args.overrides, schema)
+        params = load_params(args.params, args.overrides, schema, section_map(args.sections))
         metrics = run(params)
     except ProjectError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -88,6 +97,17 @@ def step_main(
         write_json(Path(args.metrics or f"metrics/{step}.json"), metrics)
     leave_process_group()
     return 0
+
+
+def section_map(assignments: list[str]) -> dict[str, str]:
+    """`--section` values as {step section: params.yaml section}."""
+    mapping = {}
+    for assignment in assignments:
+        target, sep, source = assignment.partition("=")
+        if not sep or not target or not source:
+            raise ProjectError("not STEP_SECTION=PARAMS_SECTION", file=f"--section {assignment}")
+        mapping[target] = source
+    return mapping
 
 
 def quiet_progress_bars() -> None:

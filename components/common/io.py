@@ -24,7 +24,7 @@ class ProjectError(Exception):
         line: int | None = None,
         field: str | None = None,
     ) -> None:
-        self.file, self.line, self.field = file, line, field
+        self.file, self.line, self.field, self.message = file, line, field, message
         where = ""
         if file is not None:
             where = f"{file}" + (f":{line}" if line is not None else "")

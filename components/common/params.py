@@ -10,6 +10,7 @@ arguments, and reading params.yaml into a schema. `step_schema` gives a step its
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -37,6 +38,10 @@ PROJECT_SECTIONS = (
     "seg_train",
     "grm_data",
     "grm",
+    "knowtuning_data",
+    "knowtuning_base",
+    "knowtuning_sft",
+    "knowtuning",
 )
 
 
@@ -143,9 +148,26 @@ def load_params(
     path: str | os.PathLike,
     overrides: list[str] | tuple[str, ...],
     schema: type[ModelT],
+    sections: Mapping[str, str] | None = None,
 ) -> ModelT:
-    """Read params.yaml, apply overrides, validate it once against `schema`."""
-    return validate_section(schema, read_params(path, overrides), path, overrides)
+    """Read params.yaml, apply overrides, validate it once against `schema`. `sections` maps a
+    section of `schema` to the params.yaml section it is read from instead (a step reused by
+    another pipeline, e.g. finetune's run configured by `knowtuning_sft`); errors name the
+    section as written in the file."""
+    raw = read_params(path, overrides)
+    renamed = dict(sections or {})
+    for target, source in renamed.items():
+        if source not in raw:
+            raise ProjectError("section not found", file=path, field=source)
+        raw[target] = raw[source]
+    try:
+        return validate_section(schema, raw, path, overrides)
+    except ProjectError as error:
+        head, _, rest = (error.field or "").partition(".")
+        if head not in renamed:
+            raise
+        field = renamed[head] + ("." + rest if rest else "")
+        raise ProjectError(error.message, file=error.file, field=field) from None
 
 
 def _apply_override(raw: dict[str, Any], assignment: str) -> None:

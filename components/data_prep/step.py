@@ -16,13 +16,13 @@ import mlflow
 
 from components.common.io import ProjectError, atomic_path, write_jsonl
 from components.common.params import Profile
+from components.common.records import check_no_overlap, load_user_records
 from components.common.repro import seed_everything
 from components.common.tokenizer import train_bpe_tokenizer
 from components.common.tracking import step_run
 from components.common.validation import sft_expectations, validate_and_report
 from components.data_prep import planted, world
 from components.data_prep.params import DataPrepParams
-from components.data_prep.records import check_no_overlap, load_user_records
 
 log = logging.getLogger(__name__)
 

@@ -6,26 +6,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import mlflow
-from transformers import GenerationConfig
 
 from components.common.io import ProjectError, read_jsonl, write_jsonl
-from components.common.models import load_causal_lm, render_prompt
+from components.common.models import load_causal_lm
 from components.common.params import Profile
 from components.common.plots import bar_plot
 from components.common.repro import seed_everything
+from components.common.serving import log_answering_model
 from components.common.sft import first_per_task, greedy_record_answers
 from components.common.tracking import register_and_promote, step_run
 from components.evaluate.params import EvaluateParams
-
-if TYPE_CHECKING:
-    from mlflow.models.model import ModelInfo
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-# What the registered model needs at serving time; listing it skips MLflow's slow inference.
-MODEL_REQUIREMENTS = ["torch==2.13.0", "transformers==5.23.0", "accelerate==1.15.0"]
 
 
 def exact_match_by_task(records: list[dict[str, Any]], answers: list[str]) -> dict[str, float]:
@@ -33,37 +26,6 @@ def exact_match_by_task(records: list[dict[str, Any]], answers: list[str]) -> di
     for record, answer in zip(records, answers, strict=True):
         hits[record["task"]].append(answer == record["response"].strip())
     return {task: sum(values) / len(values) for task, values in sorted(hits.items())}
-
-
-def prompt_template(tokenizer: PreTrainedTokenizerBase) -> str:
-    """`render_prompt` as MLflow's `prompt_template`: a str.format string with one `{prompt}`."""
-    marker = "\0prompt\0"
-    rendered = render_prompt(tokenizer, marker)
-    return rendered.replace("{", "{{").replace("}", "}}").replace(marker, "{prompt}")
-
-
-def log_answering_model(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int
-) -> ModelInfo:
-    """Log the model as users load it. Both flavours decode greedily, up to `max_new_tokens`
-    (the saved GenerationConfig). The pyfunc also renders a bare prompt the way SFT did and
-    returns the answer only; `mlflow.transformers.load_model` gives the plain pipeline."""
-    model.generation_config = GenerationConfig(
-        do_sample=False,
-        max_new_tokens=max_new_tokens,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return mlflow.transformers.log_model(
-        transformers_model={"model": model, "tokenizer": tokenizer},
-        name="model",
-        task="text-generation",
-        prompt_template=prompt_template(tokenizer),
-        # SFT encoded prompts without special tokens (components.common.sft)
-        model_config={"return_full_text": False, "add_special_tokens": False},
-        pip_requirements=MODEL_REQUIREMENTS,
-    )
 
 
 def run(

@@ -7,8 +7,8 @@ import torch
 
 from components.common.models import build_tiny_model, render_prompt
 from components.common.params import TinyModelParams
+from components.common.serving import log_answering_model
 from components.common.tokenizer import train_bpe_tokenizer
-from components.evaluate.step import log_answering_model
 
 pytestmark = pytest.mark.integration
 MAX_NEW_TOKENS = 6

@@ -15,8 +15,8 @@ import urllib.request
 import mlflow
 import pytest
 
+from components.common.serving import log_answering_model
 from components.common.tracking import register_and_promote
-from components.evaluate.step import log_answering_model
 from pipelines import serve
 from tests.conftest import REPO_ROOT, venv_env
 from tests.crds import validate_custom_resource

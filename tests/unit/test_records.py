@@ -7,10 +7,10 @@ import pytest
 
 from components.common.io import ProjectError
 from components.common.models import render_record_prompt
+from components.common.records import check_no_overlap, load_user_records
 from components.common.sft import IGNORE_INDEX, encode_record
 from components.common.tokenizer import train_bpe_tokenizer
 from components.data_prep.params import DataPrepParams
-from components.data_prep.records import check_no_overlap, load_user_records
 from components.data_prep.step import hold_out
 
 CHAT = [

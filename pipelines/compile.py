@@ -14,7 +14,7 @@ from typing import Any
 from kfp import compiler
 
 from components.common.io import ProjectError
-from pipelines import full, llm, reward, segmentation
+from pipelines import full, knowtuning, llm, reward, segmentation
 from pipelines.params import load_project_params
 from pipelines.tasks import WORKSPACE_DEFAULTS
 
@@ -22,6 +22,7 @@ PIPELINES = {
     "llm": llm.build_pipeline,
     "reward": reward.build_pipeline,
     "segmentation": segmentation.build_pipeline,
+    "knowtuning": knowtuning.build_pipeline,
     "full": full.build_pipeline,
 }
 

@@ -16,6 +16,7 @@ from components.epi_finetune.params import FinetuneParams
 from components.evaluate.params import EvaluateParams
 from components.grm_scorer.params import GrmDataParams, GrmParams
 from components.ilp_diagnosis.params import IlpParams
+from components.knowtuning.params import KnowTuningDataParams, KnowTuningParams
 from components.pretrain.params import PretrainParams
 from components.seg_train.params import SegTrainParams
 
@@ -32,6 +33,11 @@ class ProjectParams(StrictModel):
     seg_train: SegTrainParams = Field(default_factory=SegTrainParams)
     grm_data: GrmDataParams = Field(default_factory=GrmDataParams)
     grm: GrmParams = Field(default_factory=GrmParams)
+    knowtuning_data: KnowTuningDataParams = Field(default_factory=KnowTuningDataParams)
+    # KnowTuning's base model and SFT runs: the pretrain and finetune steps' params
+    knowtuning_base: PretrainParams = Field(default_factory=PretrainParams)
+    knowtuning_sft: FinetuneParams = Field(default_factory=lambda: FinetuneParams(method="full"))
+    knowtuning: KnowTuningParams = Field(default_factory=KnowTuningParams)
 
 
 def load_project_params(

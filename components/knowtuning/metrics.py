@@ -1,6 +1,6 @@
-"""The aspect metrics of a long-form answer against the entity's gold facts (programmatic, no
-judge): each generated sentence is parsed to a fact (`world.parse_fact`); an unparseable sentence
-or a fact that differs from the gold one in value or antecedent counts as an incorrect fact.
+"""The aspect metrics of a long-form answer against its gold facts (programmatic, no judge): each
+generated sentence is mapped to the fact it states (for the world, `world.parse_fact`); a sentence
+that states no gold fact (unparseable, or a fact differing in value or antecedent) is incorrect.
 
 - completeness: share of the gold facts stated correctly (recall);
 - correct facts: how many distinct gold facts were stated correctly (the FActScore analogue);
@@ -13,7 +13,7 @@ or a fact that differs from the gold one in value or antecedent counts as an inc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from scipy.stats import kendalltau
@@ -21,18 +21,20 @@ from scipy.stats import kendalltau
 from components.knowtuning.world import Entity, parse_fact, split_sentences
 
 
-def aspect_scores(text: str, entity: Entity) -> dict[str, Any]:
-    gold = {fact.attribute: (i, fact) for i, fact in enumerate(entity.facts)}
+def aspect_scores(
+    text: str, gold: Sequence[Hashable], key: Callable[[str], Hashable | None]
+) -> dict[str, Any]:
+    """The metrics of `text` against the `gold` facts in chain order; `key` maps a sentence to
+    the fact it states (comparable with `gold`), None when it states none."""
+    index = {fact: i for i, fact in enumerate(gold)}
     sentences = split_sentences(text)
     position: dict[int, int] = {}  # chain index -> first sentence that states it correctly
     for s, sentence in enumerate(sentences):
-        fact = parse_fact(sentence, entity.name)
-        if fact is not None and fact.attribute in gold:
-            index, truth = gold[fact.attribute]
-            if fact == truth and index not in position:
-                position[index] = s
+        i = index.get(key(sentence))
+        if i is not None and i not in position:
+            position[i] = s
     correct = len(position)
-    pairs = [k for k in range(len(entity.facts) - 1) if k in position and k + 1 in position]
+    pairs = [k for k in range(len(gold) - 1) if k in position and k + 1 in position]
     ordered = [position[k] < position[k + 1] for k in pairs]
     chain = sorted(position)
     tau = (
@@ -43,11 +45,27 @@ def aspect_scores(text: str, entity: Entity) -> dict[str, Any]:
     return {
         "sentences": len(sentences),
         "correct_facts": correct,
-        "completeness": correct / len(entity.facts),
+        "completeness": correct / len(gold),
         "error_rate": (len(sentences) - correct) / len(sentences) if sentences else 0.0,
         "logicality": sum(ordered) / len(ordered) if ordered else None,
         "kendall_tau": tau,
     }
+
+
+def entity_scores(text: str, entity: Entity) -> dict[str, Any]:
+    """`aspect_scores` against a world entity: sentences parsed by the world's templates."""
+    return aspect_scores(text, entity.facts, lambda s: parse_fact(s, entity.name))
+
+
+def normalise(sentence: str) -> str:
+    """A user's fact as compared: lower case, single spaces, no final punctuation."""
+    return " ".join(sentence.lower().split()).rstrip(".!?")
+
+
+def listed_scores(text: str, facts: Sequence[str]) -> dict[str, Any]:
+    """`aspect_scores` against a user's listed facts (a sentence counts when it equals a fact up
+    to case, spacing and final punctuation): the check for data with no parser."""
+    return aspect_scores(text, [normalise(f) for f in facts], normalise)
 
 
 def mean_scores(scores: Sequence[dict[str, Any]]) -> dict[str, float]:

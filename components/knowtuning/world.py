@@ -1,11 +1,13 @@
 """KnowTuning's synthetic entity world: invented entities whose facts form a dependency chain.
 
 Each entity has a kind (disease, company, city) and one fact per link of its kind's chain. Every
-fact after the first names the value the previous fact introduced ("X is caused by P." ->
+fact after the first names the value the previous fact introduced ("It is caused by P." ->
 "P spreads through R."), so the canonical answer to "Tell me about X." is the facts in chain
-order, and an answer that states a fact before the one it depends on is out of order. Values of
-one attribute come from that attribute's own pool, so a sentence parses to exactly one
-(attribute, antecedent, value) and a falsified fact takes another value of the same type."""
+order, and an answer that states a fact before the one it depends on is out of order. Facts
+refer to their entity as "it", as an answer or a document about it does (the corpus documents
+are headed "About X:"). Values of one attribute come from that attribute's own pool, so a
+sentence parses to exactly one (attribute, antecedent, value) and a falsified fact takes another
+value of the same type."""
 
 from __future__ import annotations
 
@@ -13,7 +15,11 @@ import random
 import re
 from dataclasses import dataclass
 
-SYLLABLES = ("ba", "ko", "ri", "mu", "te", "sa", "lo", "vi", "ne", "gu", "pa", "di", "zo", "fe")
+# 20 syllables: 400 two-syllable values per attribute, 8000 three-syllable names
+SYLLABLES = (
+    "ba", "ko", "ri", "mu", "te", "sa", "lo", "vi", "ne", "gu",
+    "pa", "di", "zo", "fe", "ta", "ke", "mo", "ru", "si", "no",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -97,13 +103,14 @@ def invented_words(
     return words
 
 
-def make_world(n_entities: int, pool_size: int, seed: int) -> list[Entity]:
-    """`n_entities` entities, kinds in turn; each attribute's values drawn from a pool of
-    `pool_size` invented words, so values repeat across entities as real facts do."""
+def make_world(n_entities: int, seed: int) -> list[Entity]:
+    """`n_entities` entities, kinds in turn. Every value names one entity's fact only (drawn
+    without replacement from its attribute's invented words), so a fact that names only the
+    previous value ("P spreads through R.") still belongs to one entity."""
     rng = random.Random(seed)
     taken: set[str] = set()
     pools = {
-        link.attribute: invented_words(pool_size, link.suffix, rng, taken)
+        link.attribute: invented_words(n_entities, link.suffix, rng, taken)
         for chain in CHAINS.values()
         for link in chain
     }
@@ -114,7 +121,7 @@ def make_world(n_entities: int, pool_size: int, seed: int) -> list[Entity]:
         kind = kinds[index % len(kinds)]
         facts, prev = [], name
         for link in CHAINS[kind]:
-            value = rng.choice(pools[link.attribute])
+            value = pools[link.attribute].pop()
             facts.append(Fact(link.attribute, prev, value))
             prev = value
         world.append(Entity(name, kind, tuple(facts)))
@@ -138,9 +145,11 @@ def link_of(attribute: str) -> tuple[str, Link]:
     raise KeyError(attribute)
 
 
-def render_fact(fact: Fact, entity: str) -> str:
+def render_fact(fact: Fact) -> str:
+    """The fact's sentence, its entity as "It" (sentence start) or "it"."""
     _, link = link_of(fact.attribute)
-    return link.template.format(entity=entity, prev=fact.prev, value=fact.value)
+    pronoun = "It" if link.template.startswith("{entity}") else "it"
+    return link.template.format(entity=pronoun, prev=fact.prev, value=fact.value)
 
 
 def fact_question(fact: Fact, entity: str) -> str:
@@ -150,13 +159,13 @@ def fact_question(fact: Fact, entity: str) -> str:
 
 def answer(entity: Entity) -> str:
     """The canonical long-form answer: one sentence per fact, in chain order."""
-    return " ".join(render_fact(fact, entity.name) for fact in entity.facts)
+    return " ".join(render_fact(fact) for fact in entity.facts)
 
 
 def _pattern(template: str) -> re.Pattern[str]:
     escaped = re.escape(template)
     for name in ("entity", "prev", "value"):
-        escaped = escaped.replace(re.escape("{" + name + "}"), f"(?P<{name}>[A-Z][a-z]+)")
+        escaped = escaped.replace(re.escape("{" + name + "}"), f"(?P<{name}>[A-Z][a-z]+|it)")
     return re.compile(f"^{escaped}$")
 
 
@@ -165,22 +174,28 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 
 
+FIRST_LINKS = {chain[0].attribute for chain in CHAINS.values()}
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences of an answer: split after `.`, `!` or `?` followed by whitespace."""
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
 
 
 def parse_fact(sentence: str, entity: str) -> Fact | None:
-    """The fact a sentence states about `entity`, or None when it matches no template or names
-    another entity. A first-link fact's antecedent is the entity itself."""
+    """The fact a sentence of an answer about `entity` states, or None when it matches no
+    template or names another entity ("It"/"it" is the entity). A first-link fact's antecedent
+    is the entity itself."""
     for attribute, pattern in PATTERNS:
         match = pattern.match(sentence.strip())
         if match is None:
             continue
         found = match.groupdict()
-        if "entity" in found and found["entity"] != entity:
+        if found.get("entity", entity) not in (entity, "It", "it"):
             return None
-        return Fact(attribute, found.get("prev", entity), found["value"])
+        if attribute in FIRST_LINKS:
+            return Fact(attribute, entity, found["value"])
+        return Fact(attribute, found["prev"], found["value"])
     return None
 
 
@@ -194,19 +209,24 @@ def value_reviser(entity: str, pools: dict[str, list[str]]):
         others = [] if fact is None else [v for v in pools[fact.attribute] if v != fact.value]
         if fact is None or not others:
             return None
-        return render_fact(Fact(fact.attribute, fact.prev, rng.choice(others)), entity)
+        return render_fact(Fact(fact.attribute, fact.prev, rng.choice(others)))
 
     return revise
 
 
-def pretraining_corpus(world: list[Entity], repeats: dict[str, int], seed: int) -> list[str]:
-    """Each fact as a single sentence, `repeats[attribute]` times, shuffled (one per line): an
-    attribute seen less often is harder to recall, so some facts are hard by construction."""
-    lines = [
-        render_fact(fact, entity.name)
-        for entity in world
-        for fact in entity.facts
-        for _ in range(repeats[fact.attribute])
-    ]
-    random.Random(seed).shuffle(lines)
+def pretraining_corpus(
+    world: list[Entity], documents: int, presence: dict[str, float], seed: int
+) -> list[str]:
+    """`documents` short documents per entity, one per line, shuffled: "About X:" and the
+    entity's facts in a random order, each fact present with probability `presence[attribute]`,
+    so a rarer attribute is harder to recall (at least one fact per document)."""
+    rng = random.Random(seed)
+    lines = []
+    for entity in world:
+        for _ in range(documents):
+            facts = [f for f in entity.facts if rng.random() < presence[f.attribute]]
+            facts = facts or [rng.choice(entity.facts)]
+            rng.shuffle(facts)
+            lines.append(f"About {entity.name}: " + " ".join(render_fact(f) for f in facts))
+    rng.shuffle(lines)
     return lines

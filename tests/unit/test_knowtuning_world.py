@@ -7,7 +7,7 @@ import random
 import pytest
 
 from components.knowtuning import augment, negatives, world
-from components.knowtuning.metrics import aspect_scores, mean_scores
+from components.knowtuning.metrics import entity_scores, listed_scores, mean_scores
 from components.knowtuning.world import Entity, Fact
 
 FLU = Entity(
@@ -20,9 +20,9 @@ FLU = Entity(
         Fact("treatment", "Teache", "Guzol"),
     ),
 )
-S1 = "Kobami is caused by Rivir."
+S1 = "It is caused by Rivir."
 S2 = "Rivir spreads through Samist."
-S3 = "Because of Samist, Kobami brings Teache."
+S3 = "Because of Samist, it brings Teache."
 S4 = "Teache is treated with Guzol."
 
 
@@ -31,32 +31,42 @@ def test_answer_is_the_chain_in_order_and_parses_back():
     assert [world.parse_fact(s, "Kobami") for s in (S1, S2, S3, S4)] == list(FLU.facts)
 
 
-def test_parse_rejects_other_entities_and_free_text():
+def test_parse_reads_the_name_or_it_and_rejects_other_entities_and_free_text():
+    assert world.parse_fact("Kobami is caused by Rivir.", "Kobami") == FLU.facts[0]
+    assert world.parse_fact("Because of Samist, Kobami brings Teache.", "Kobami") == FLU.facts[2]
     assert world.parse_fact("Lotesa is caused by Rivir.", "Kobami") is None
     assert world.parse_fact("Kobami is a disease.", "Kobami") is None
 
 
 def test_world_is_deterministic_and_chains_link_each_fact_to_the_previous_value():
-    first, again = world.make_world(9, 6, seed=3), world.make_world(9, 6, seed=3)
+    first, again = world.make_world(9, seed=3), world.make_world(9, seed=3)
     assert first == again
     assert [e.kind for e in first[:3]] == ["disease", "company", "city"]
     for entity in first:
         assert entity.facts[0].prev == entity.name
         for before, after in zip(entity.facts, entity.facts[1:], strict=False):
             assert after.prev == before.value
+    values = [f.value for e in first for f in e.facts]
+    assert len(values) == len(set(values))  # each value belongs to one entity
 
 
-def test_corpus_repeats_each_fact_by_its_attribute():
-    repeats = {"cause": 3, "spread": 1, "symptom": 2, "treatment": 0}
-    lines = world.pretraining_corpus([FLU], repeats, 0)
-    assert sorted(lines) == sorted([S1] * 3 + [S2] + [S3] * 2)
+def test_corpus_documents_shuffle_an_entitys_facts_by_presence():
+    presence = {"cause": 1.0, "spread": 1.0, "symptom": 1e-9, "treatment": 1.0}
+    lines = world.pretraining_corpus([FLU], 5, presence, 0)
+    assert len(lines) == 5
+    for line in lines:  # symptom never present; the other three always, in some order
+        assert line.startswith("About Kobami: ")
+        assert sorted(world.split_sentences(line.removeprefix("About Kobami: "))) == sorted(
+            [S1, S2, S4]
+        )
+    assert len(set(lines)) > 1
 
 
 # --- metrics: hand-computed ---
 
 
 def test_perfect_answer_scores_one_everywhere():
-    scores = aspect_scores(world.answer(FLU), FLU)
+    scores = entity_scores(world.answer(FLU), FLU)
     assert scores == {
         "sentences": 4,
         "correct_facts": 4,
@@ -69,8 +79,8 @@ def test_perfect_answer_scores_one_everywhere():
 
 def test_missing_wrong_repeated_and_unparseable_sentences():
     # S2 with a wrong value, S1 twice, one free sentence, S4; S3 missing.
-    text = f"{S1} Rivir spreads through Bomist. {S1} Kobami is bad. {S4}"
-    scores = aspect_scores(text, FLU)
+    text = f"{S1} Rivir spreads through Bomist. {S1} It is bad. {S4}"
+    scores = entity_scores(text, FLU)
     # correct: S1 and S4 (2 of 4); 5 sentences, 3 of them incorrect (wrong, repeat, free text)
     assert scores["correct_facts"] == 2
     assert scores["completeness"] == pytest.approx(2 / 4)
@@ -84,7 +94,7 @@ def test_missing_wrong_repeated_and_unparseable_sentences():
 def test_out_of_order_answer():
     # order S2 S1 S4 S3: pairs (0,1) reversed, (1,2) in order (S2 at 0, S3 at 3),
     # (2,3) reversed -> logicality 1/3
-    scores = aspect_scores(f"{S2} {S1} {S4} {S3}", FLU)
+    scores = entity_scores(f"{S2} {S1} {S4} {S3}", FLU)
     assert scores["completeness"] == 1.0
     assert scores["logicality"] == pytest.approx(1 / 3)
     # positions of chain 0..3 = [1, 0, 3, 2]: 6 pairs, 2 discordant -> tau = (4 - 2) / 6
@@ -93,12 +103,19 @@ def test_out_of_order_answer():
 
 def test_antecedent_must_match_too():
     # right value, wrong antecedent: not the gold fact
-    assert aspect_scores("Guzol spreads through Samist.", FLU)["correct_facts"] == 0
+    assert entity_scores("Guzol spreads through Samist.", FLU)["correct_facts"] == 0
 
 
 def test_empty_answer_has_no_errors_and_no_facts():
-    scores = aspect_scores("", FLU)
+    scores = entity_scores("", FLU)
     assert (scores["sentences"], scores["error_rate"], scores["completeness"]) == (0, 0.0, 0.0)
+
+
+def test_listed_facts_match_up_to_case_spacing_and_stop():
+    scores = listed_scores(
+        "the sky is  Blue. Grass is green! Water is dry.", ["The sky is blue.", "Grass is green."]
+    )
+    assert (scores["correct_facts"], scores["error_rate"], scores["logicality"]) == (2, 1 / 3, 1.0)
 
 
 def test_mean_scores_skip_undefined_logicality():
@@ -128,7 +145,7 @@ def test_falsify_changes_only_values_of_the_same_attribute():
     revise = world.value_reviser("Kobami", pools)
     out = negatives.falsify([S1, S2], 2, random.Random(0), revise)
     # only `cause` has another value; `spread` cannot be revised and stays
-    assert out == ["Kobami is caused by Tovir.", S2]
+    assert out == ["It is caused by Tovir.", S2]
 
 
 def test_shuffle_never_returns_the_chain_order():
@@ -141,11 +158,11 @@ def test_each_negative_lowers_its_own_aspect():
     facts = world.split_sentences(world.answer(FLU))
     pools = {f.attribute: [f.value, f.value + "x"] for f in FLU.facts}
     rng = random.Random(1)
-    deleted = aspect_scores(" ".join(negatives.delete(facts, 0.5, rng)), FLU)
+    deleted = entity_scores(" ".join(negatives.delete(facts, 0.5, rng)), FLU)
     false = " ".join(negatives.falsify(facts, 1, rng, world.value_reviser("Kobami", pools)))
-    shuffled = aspect_scores(" ".join(negatives.shuffle(facts, rng)), FLU)
+    shuffled = entity_scores(" ".join(negatives.shuffle(facts, rng)), FLU)
     assert deleted["completeness"] == 0.5 and deleted["error_rate"] == 0.0
-    assert aspect_scores(false, FLU)["error_rate"] == pytest.approx(1 / 4)
+    assert entity_scores(false, FLU)["error_rate"] == pytest.approx(1 / 4)
     assert shuffled["completeness"] == 1.0 and shuffled["logicality"] < 1.0
 
 
@@ -161,4 +178,4 @@ def test_template_rewriter_asks_the_facts_own_question():
     rewrite = augment.template_rewriter("Kobami")
     assert rewrite(S2, "Tell me about Kobami.") == ("How does Rivir spread?", S2)
     assert rewrite(S3, "") == ("What does Kobami bring because of Samist?", S3)
-    assert rewrite("Kobami is a disease.", "") is None
+    assert rewrite("It is a disease.", "") is None

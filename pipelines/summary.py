@@ -63,6 +63,16 @@ HEADLINES: dict[str, tuple[Figure, ...]] = {
         Figure("policy direct accuracy", "always_direct.accuracy", 0.5),
         Figure("consensus AUROC", "auroc.consensus_vs_mode", 0.7),
     ),
+    "knowtuning_data": (Figure("training answers", "train_records"),),
+    "knowtuning_base": (Figure("final loss", "final_loss"),),
+    "knowtuning_sft": (Figure("final loss", "final_loss"),),
+    "knowtuning_augment": (Figure("fine-grained QA pairs", "fine_grained_pairs"),),
+    "knowtuning_ka": (Figure("final loss", "final_loss"),),
+    "knowtuning_compare": (Figure("DPO reward accuracy", "dpo_reward_accuracy"),),
+    "knowtuning_evaluate": (
+        Figure("held-out completeness, SFT", "test.sft.completeness"),
+        Figure("held-out completeness, KnowTuning", "test.kt.completeness"),
+    ),
 }
 PASS, MISS, RAN, NOT_RUN = "PASS", "MISS", "ran", "not run"
 MLFLOW_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default

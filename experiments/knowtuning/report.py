@@ -1,0 +1,208 @@
+"""docs/results/knowtuning.md, every number computed from docs/results/knowtuning/*.json:
+
+python -m experiments.knowtuning.benchmark report"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from components.common.io import read_json
+from components.common.plots import grouped_bar_plot
+from experiments.knowtuning.benchmark import ARMS
+from experiments.report import SPREAD_NOTE, mean_std, pm, table
+from experiments.stats import equivalence_verdict, mean_ci, paired_difference_ci
+
+PAGE = "knowtuning.md"
+METRICS = ("completeness", "correct_facts", "error_rate", "logicality", "kendall_tau")
+# the three aspects as "higher is better" numbers (factuality = 1 - error rate)
+ASPECT_METRICS = {
+    "completeness": "completeness",
+    "factuality": "error_rate",
+    "logicality": "logicality",
+}
+TOST_MARGIN = 0.05  # preregistered: KnowTuning vs FactTune-like on factuality
+
+
+def arm_value(seed: dict[str, Any], arm: str, split: str, metric: str) -> float:
+    value = seed["arms"][arm][split]["mean"].get(metric)
+    return math.nan if value is None else float(value)
+
+
+def aspect_value(seed: dict[str, Any], arm: str, split: str, aspect: str) -> float:
+    """An aspect as higher-is-better: factuality is 1 - error rate."""
+    value = arm_value(seed, arm, split, ASPECT_METRICS[aspect])
+    return 1.0 - value if aspect == "factuality" else value
+
+
+def knowledge_score(seed: dict[str, Any], arm: str, split: str = "test") -> float:
+    aspects = ("completeness", "factuality")
+    return sum(aspect_value(seed, arm, split, a) for a in aspects) / 2
+
+
+def diffs(seeds: Sequence[dict], a: str, b: str, split: str, aspect: str) -> list[float]:
+    return [aspect_value(s, a, split, aspect) - aspect_value(s, b, split, aspect) for s in seeds]
+
+
+def phenomenon(result: dict[str, Any]) -> dict[str, Any]:
+    """Per seed: the base's cloze-known share of the held-out facts minus SFT's completeness."""
+    seeds = result["seeds"]
+    known = [sum(s["base_known"]) / len(s["base_known"]) for s in seeds]
+    completeness = [arm_value(s, "sft", "test", "completeness") for s in seeds]
+    gap = [k - c for k, c in zip(known, completeness, strict=True)]
+    interval = mean_ci(gap)
+    return {
+        "known": known,
+        "completeness": completeness,
+        "error_rate": [arm_value(s, "sft", "test", "error_rate") for s in seeds],
+        "gap": gap,
+        "interval": interval,
+        "shown": interval.low > 0,
+    }
+
+
+def phenomenon_section(result: dict[str, Any]) -> str:
+    p = phenomenon(result)
+    seeds = [s["seed"] for s in result["seeds"]]
+    return "\n".join(
+        [
+            f"Seeds {seeds} (their own worlds), base and vanilla SFT only; {SPREAD_NOTE}.",
+            "",
+            table(
+                ["", "value"],
+                [
+                    ["held-out facts the base completes by cloze", pm(p["known"])],
+                    ["SFT completeness on the same answers", pm(p["completeness"])],
+                    ["SFT error rate", pm(p["error_rate"])],
+                    ["gap (known − stated)", f"{pm(p['gap'])} (95 % CI {p['interval']})"],
+                ],
+            ),
+            "",
+            "**Phenomenon "
+            + ("shown" if p["shown"] else "not shown")
+            + "**: SFT leaves out facts the base knows (the gap's interval lies "
+            + ("wholly above 0)." if p["shown"] else "not wholly above 0)."),
+        ]
+    )
+
+
+def arm_table(seeds: Sequence[dict], split: str) -> str:
+    rows = []
+    for arm in ARMS:
+        rows.append([arm, *(pm([arm_value(s, arm, split, m) for s in seeds]) for m in METRICS)])
+    return table(["arm", *METRICS], rows)
+
+
+def strongest_baseline(seeds: Sequence[dict]) -> str:
+    """The non-KnowTuning arm with the highest mean knowledge score on test (preregistered)."""
+    baselines = [a for a in ARMS if a != "knowtuning" and not a.startswith("kt_no_")]
+    return max(baselines, key=lambda a: mean_std([knowledge_score(s, a) for s in seeds])[0])
+
+
+def claim_rows(seeds: Sequence[dict], against: str, split: str) -> list[list[str]]:
+    rows = []
+    for aspect in ASPECT_METRICS:
+        d = diffs(seeds, "knowtuning", against, split, aspect)
+        interval = paired_difference_ci(
+            [aspect_value(s, "knowtuning", split, aspect) for s in seeds],
+            [aspect_value(s, against, split, aspect) for s in seeds],
+        )
+        verdict = (
+            "yes" if interval.low > 0 else ("no (worse)" if interval.high < 0 else "not shown")
+        )
+        rows.append([f"KT − {against}: {aspect}", pm(d), str(interval), verdict])
+    return rows
+
+
+def ablation_table(seeds: Sequence[dict]) -> str:
+    rows = []
+    for aspect in ASPECT_METRICS:
+        arm = f"kt_no_{aspect}"
+        rows.append(
+            [arm, *(pm(diffs(seeds, "knowtuning", arm, "test", a)) for a in ASPECT_METRICS)]
+        )
+    return table(["KnowTuning − ablation", *ASPECT_METRICS], rows)
+
+
+def compare_section(result: dict[str, Any], img: Path) -> str:
+    seeds = result["seeds"]
+    strongest = strongest_baseline(seeds)
+    plot = {
+        aspect: {
+            arm: mean_std([aspect_value(s, arm, "test", aspect) for s in seeds]) for arm in ARMS
+        }
+        for aspect in ASPECT_METRICS
+    }
+    grouped_bar_plot(
+        plot, img / "knowtuning_aspects.png", title="Held-out answers per arm", ylabel="score"
+    )
+    facttune = [
+        aspect_value(s, "knowtuning", "test", "factuality")
+        - aspect_value(s, "facttune", "test", "factuality")
+        for s in seeds
+    ]
+    correct = diffs(seeds, "knowtuning", "sft", "test", "completeness")
+    return "\n".join(
+        [
+            f"Seeds {[s['seed'] for s in seeds]}; {SPREAD_NOTE}; intervals: the 95 % paired t "
+            "interval of per-seed differences (`experiments.stats`). Factuality is 1 − error "
+            "rate; logicality averages the answers that state two linked facts.",
+            "",
+            "![aspects per arm](img/knowtuning_aspects.png)",
+            "",
+            "**Held-out entities (test)**",
+            "",
+            arm_table(seeds, "test"),
+            "",
+            "**Held-out entities, unseen question phrasings (test_unseen)**",
+            "",
+            arm_table(seeds, "test_unseen"),
+            "",
+            f"**Claims** (strongest baseline by knowledge score: `{strongest}`)",
+            "",
+            table(
+                ["claim", "mean ± std", "95 % CI", "shown"],
+                claim_rows(seeds, "sft", "test")
+                + claim_rows(seeds, strongest, "test")
+                + claim_rows(seeds, "sft", "test_unseen"),
+            ),
+            "",
+            f"KnowTuning − FactTune-like on factuality: {pm(facttune)}, TOST within "
+            f"±{TOST_MARGIN}: **{equivalence_verdict(facttune, TOST_MARGIN)}**. Completeness "
+            f"gain over SFT in facts: {pm(correct)} of the chain.",
+            "",
+            "**Ablations** (each row: what KnowTuning loses without that aspect's pairs; "
+            "positive = the pairs helped)",
+            "",
+            ablation_table(seeds),
+        ]
+    )
+
+
+HEADER = """# KnowTuning: results
+
+Regenerate: `python -m experiments.knowtuning.benchmark report` (runs: `phenomenon`, `compare`;
+the method: [docs/methods/knowtuning.md](../methods/knowtuning.md)). The preregistration,
+committed before any run, is `knowtuning/preregistration.json`.
+
+The benchmark is the entity world of `components/knowtuning/world.py` (tiny profile): 60 invented
+entities whose five facts form a dependency chain, learnt by a tiny Llama from shuffled documents;
+SFT teaches 45 entities' long answers ("Tell me about X."), and every arm is scored on 15
+held-out entities whose facts exist only in the base's corpus.
+"""
+
+
+def write_report(out: Path) -> Path:
+    img = out.parent / "img"
+    parts = [HEADER]
+    if (out / "phenomenon.json").is_file():
+        parts += ["## 1. Does the benchmark contain the phenomenon?", ""]
+        parts += [phenomenon_section(read_json(out / "phenomenon.json")), ""]
+    if (out / "compare.json").is_file():
+        parts += ["## 2. The comparison", ""]
+        parts += [compare_section(read_json(out / "compare.json"), img), ""]
+    page = out.parent / PAGE
+    page.write_text("\n".join(parts), encoding="utf-8")
+    return page

@@ -12,6 +12,7 @@ preference format; `meta.aspect` names the negative's aspect) and the KnowTuning
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -39,9 +40,10 @@ def comparison_pairs(
     worse: dict[str, list[str]] = {}
     if "completeness" in params.aspects and len(facts) >= 2:
         worse["completeness"] = negatives.delete(facts, params.delete_ratio, rng)
-    if "factuality" in params.aspects and any(revise(f, random.Random(0)) for f in facts):
+    if "factuality" in params.aspects:
         count = rng.randint(*params.revised_facts)
-        worse["factuality"] = negatives.falsify(facts, count, rng, revise)
+        with contextlib.suppress(ValueError):  # no fact of this answer can be revised
+            worse["factuality"] = negatives.falsify(facts, count, rng, revise)
     if "logicality" in params.aspects and len(facts) >= 2:
         worse["logicality"] = negatives.shuffle(facts, rng)
     return [

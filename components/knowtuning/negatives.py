@@ -28,17 +28,15 @@ def falsify(
     rng: random.Random,
     revise: Callable[[str, random.Random], str | None],
 ) -> list[str]:
-    """Revise `count` facts (fewer if fewer can be revised) with `revise`, which returns a false
-    version of one fact or None when it cannot; the others stay as they are."""
-    revisable = [i for i, fact in enumerate(facts) if revise(fact, random.Random(0)) is not None]
+    """Swap `count` facts (fewer if fewer can be revised) for their false versions: `revise`
+    returns a false version of one fact, or None when it cannot. Each fact is revised once (a
+    language-model reviser costs a generation per fact)."""
+    revised = [revise(fact, rng) for fact in facts]
+    revisable = [i for i, r in enumerate(revised) if r is not None]
     if not revisable:
         raise ValueError("no fact of the answer can be revised")
     chosen = set(rng.sample(revisable, min(count, len(revisable))))
-    out = []
-    for i, fact in enumerate(facts):
-        revised = revise(fact, rng) if i in chosen else None
-        out.append(revised if revised is not None else fact)
-    return out
+    return [revised[i] if i in chosen else fact for i, fact in enumerate(facts)]
 
 
 def shuffle(facts: Sequence[str], rng: random.Random, max_tries: int = 100) -> list[str]:

@@ -70,6 +70,7 @@ HEADLINES: dict[str, tuple[Figure, ...]] = {
     "knowtuning_ka": (Figure("final loss", "final_loss"),),
     "knowtuning_compare": (Figure("DPO reward accuracy", "dpo_reward_accuracy"),),
     "knowtuning_evaluate": (
+        Figure("trained entities' completeness, KnowTuning", "eval.kt.completeness"),
         Figure("held-out completeness, SFT", "test.sft.completeness"),
         Figure("held-out completeness, KnowTuning", "test.kt.completeness"),
     ),

@@ -5,7 +5,8 @@
         --reports reports/knowtuning/evaluate
 
 Every model answers the held-out questions (test.jsonl, and test_unseen.jsonl: phrasings never
-trained) greedily; each answer is scored against its record's facts (`metrics.py`: parsed by the
+trained) greedily, and, as a check that SFT took, the training entities of eval.jsonl; each
+answer is scored against its record's facts (`metrics.py`: parsed by the
 world's templates for world records, matched as sentences for the user's). The last model named
 (KnowTuning) is logged and registered as `knowtuning-model@challenger`; `champion` moves when its
 knowledge score (mean of completeness and 1 - error rate on test) beats the champion's."""
@@ -69,7 +70,7 @@ def run(
     seed_everything(params.seed)
     splits = {
         split: read_jsonl(data_dir / f"{split}.jsonl")
-        for split in ("test", "test_unseen")
+        for split in ("test", "test_unseen", "eval")
         if (data_dir / f"{split}.jsonl").is_file()
     }
     if not splits.get("test"):

@@ -37,7 +37,7 @@ from components.common.io import atomic_path, read_json, write_json, write_jsonl
 from components.common.params import LoraParams
 from components.data_prep import world
 from experiments.epi.run import METHODS
-from experiments.world_facts import CAPITALS
+from experiments.world_facts import CAPITALS, FICTIONAL
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
@@ -74,7 +74,18 @@ LANES: dict[str, dict[str, Any]] = {
         "budget": "about 10 s per full fine-tuning step on an idle 2-core CPU: about 11 minutes "
         "per run, 9 runs about 1.7 hours (an option, not run by default)",
     },
+    # the second regime (its own preregistration): new knowledge in the probe's own domain
+    "lora_fictional": {
+        "steps": 60,
+        "learning_rate": 5e-4,
+        "lora": {"enabled": True, "r": 8, "alpha": 16, "target_modules": ["q_proj", "v_proj"]},
+        "budget": "as the LoRA lane: about 2.5 minutes per run on an idle 2-core CPU; 3 "
+        "phenomenon runs and 9 comparison runs, about 30 minutes",
+    },
 }
+# lora_fictional's SFT: the capitals of the invented countries, asked as chat questions
+FICTIONAL_TASK = "fictional_capital"
+FICTIONAL_PHENOMENON_SEEDS = [100, 101, 102]
 
 
 def suffix(lane: str) -> str:
@@ -129,11 +140,30 @@ def new_task_records(n_train: int, n_eval: int, seed: int = DATA_SEED) -> tuple[
     return splits
 
 
-def write_data(data: Path, n_train: int, n_eval: int) -> Path:
-    """The finetune step's data folder (no pretraining corpus: the base is SmolLM2 as shipped)."""
+def fictional_records() -> list[dict[str, Any]]:
+    """One record per invented country of experiments.world_facts.FICTIONAL: its capital."""
+    return [
+        {
+            "id": f"{FICTIONAL_TASK}-{i:05d}",
+            "task": FICTIONAL_TASK,
+            "stage": 0,
+            "prompt": f"What is the capital of {country}?",
+            "response": capital,
+            "meta": {"country": country},
+        }
+        for i, (country, capital) in enumerate(sorted(FICTIONAL.items()))
+    ]
+
+
+def write_data(data: Path, n_train: int, n_eval: int, fictional: bool = False) -> Path:
+    """The finetune step's data folder (no pretraining corpus: the base is SmolLM2 as shipped).
+    `fictional`: every invented country's capital, trained and evaluated (memorisation)."""
     if (data / "train.jsonl").is_file():
         return data
-    train, evaluation = new_task_records(n_train, n_eval)
+    if fictional:
+        train = evaluation = fictional_records()
+    else:
+        train, evaluation = new_task_records(n_train, n_eval)
     with atomic_path(data) as tmp:
         tmp.mkdir()
         write_jsonl(tmp / "train.jsonl", train)
@@ -176,7 +206,8 @@ class Lane:
 
         base_dir = materialize_smollm2(REPO / ".cache/smollm2")
         n_train = max(self.steps * BATCH_SIZE // len(TASKS), 8)
-        data = write_data(self.root / "data", n_train, EVAL_PER_TASK)
+        fictional = self.lane == "lora_fictional"
+        data = write_data(self.root / "data", n_train, EVAL_PER_TASK, fictional)
         probe = self.work / "base_knowledge.json"
         cached = read_json(probe) if probe.is_file() else {}
         if cached.get("countries") != self.countries:
@@ -289,6 +320,37 @@ def preregistration(smoke: bool = False) -> dict[str, Any]:
     }
 
 
+def fictional_preregistration() -> dict[str, Any]:
+    """The second regime, fixed before any of its runs: the LoRA lane's knowledge, metric,
+    methods, settings and rules, with new knowledge in the probe's own domain as the SFT."""
+    first = preregistration()
+    spec = LANES["lora_fictional"]
+    return {
+        **{k: first[k] for k in ("model", "knowledge", "metric", "methods", "method_settings")},
+        "written": "after the first regime (reverse and add) showed no forgetting on LoRA or "
+        "full fine-tuning, before any run of this regime (committed with the code)",
+        "why": "the first regime's SFT shares nothing with the probed facts; this one teaches "
+        "new facts of the probed kind (capitals), the case where fine-tuning is known to "
+        "overwrite what the model knew",
+        "new_tasks": f"{FICTIONAL_TASK}: 'What is the capital of <country>?' for the "
+        f"{len(FICTIONAL)} invented countries of experiments.world_facts.FICTIONAL, trained and "
+        "evaluated (exact match) on all of them, chat template",
+        "lane": {
+            "steps": spec["steps"],
+            "batch_size": BATCH_SIZE,
+            "learning_rate": spec["learning_rate"],
+            "lora": spec["lora"],
+            "budget": spec["budget"],
+        },
+        "seeds": {"phenomenon": FICTIONAL_PHENOMENON_SEEDS, "compare": SEEDS},
+        "order": "1. baseline: full SFT on the phenomenon seeds 100-102 (their own seeds), "
+        "committed; 2. compare, only if forgetting is shown: full, epi and random_mask on fresh "
+        "seeds 0-2; 3. report",
+        "rules": first["rules"],
+        "margins": first["margins"],
+    }
+
+
 def write_preregistration(out: Path, smoke: bool) -> Path:
     path = out / "preregistration.json"
     if path.is_file() and not smoke:
@@ -300,8 +362,13 @@ def write_preregistration(out: Path, smoke: bool) -> Path:
 def baseline(lane: Lane, seeds: list[int]) -> Path:
     from experiments.epi.smollm2_report import phenomenon
 
-    if not (lane.out / "preregistration.json").is_file():
-        raise SystemExit("no preregistration.json: run `prereg` and commit it first")
+    prereg = (
+        "preregistration_fictional.json"
+        if lane.lane == "lora_fictional"
+        else ("preregistration.json")
+    )
+    if not (lane.out / prereg).is_file():
+        raise SystemExit(f"no {prereg}: run `prereg` and commit it first")
     runs = lane.runs(["full"], seeds)["full"]
     saved = {**lane.header(seeds), "runs": runs}
     saved["phenomenon"] = phenomenon(runs)
@@ -333,14 +400,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["prereg", "baseline", "compare", "report", "all"])
     parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
     parser.add_argument("--full-ft", action="store_true", help="full fine-tuning, not LoRA")
+    parser.add_argument(
+        "--fictional",
+        action="store_true",
+        help="the second regime (LoRA): SFT on the invented countries' capitals",
+    )
     parser.add_argument("--smoke", action="store_true", help="2 steps, 1 seed, 6 countries")
     parser.add_argument("--out", type=Path, help="results folder (default docs/results/...)")
     parser.add_argument("--work", type=Path, help="per-run JSONs (default .cache/epi_smollm2)")
     parser.add_argument("--force", action="store_true", help="compare without forgetting shown")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    lane_name = "full_ft" if args.full_ft else "lora"
-    steps, seeds, countries = LANES[lane_name]["steps"], args.seeds, list(CAPITALS)
+    lane_name = "lora_fictional" if args.fictional else "full_ft" if args.full_ft else "lora"
+    seeds = args.seeds
+    if args.fictional and args.command == "baseline" and args.seeds == SEEDS:
+        seeds = FICTIONAL_PHENOMENON_SEEDS  # the regime is chosen on its own seeds
+    steps, countries = LANES[lane_name]["steps"], list(CAPITALS)
     scratch = None
     if args.smoke:
         steps, seeds, countries = 2, args.seeds[:1], countries[:6]
@@ -353,7 +428,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
     os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", "epi-smollm2")
     lane = Lane(lane_name, work, out, steps, countries)
-    if args.command == "prereg" or (args.command == "all" and args.smoke):
+    if args.command == "prereg" and args.fictional:
+        path = out / "preregistration_fictional.json"
+        if path.is_file():
+            raise SystemExit(f"{path} exists: the preregistration is written once")
+        write_json(path, fictional_preregistration())
+        print(f"wrote {path}")
+    elif args.command == "prereg" or (args.command == "all" and args.smoke):
         print(f"wrote {write_preregistration(out, args.smoke)}")
     if args.command in ("baseline", "all"):
         print(f"wrote {baseline(lane, seeds)}")

@@ -24,7 +24,11 @@ from experiments.stats import (
 
 SECTION = "epi-smollm2"
 IMAGE = "epi_smollm2_forgetting.png"
-LANE_TITLES = {"lora": "LoRA (r = 8, q_proj + v_proj)", "full_ft": "full fine-tuning"}
+LANE_TITLES = {
+    "lora": "LoRA (r = 8, q_proj + v_proj)",
+    "full_ft": "full fine-tuning",
+    "lora_fictional": "second regime, LoRA: SFT on the capitals of 36 invented countries",
+}
 Runs = Sequence[dict[str, Any]]
 
 
@@ -113,16 +117,17 @@ def ci_cell(interval: Interval, level: str = "") -> str:
     return interval.format(1, 100) + (f" ({level})" if level else "")
 
 
-def baseline_lines(baseline: dict[str, Any]) -> list[str]:
+def baseline_lines(baseline: dict[str, Any], lane: str = "lora") -> list[str]:
     check = phenomenon(baseline["runs"])
     per_seed = ", ".join(
         f"seed {s}: {f * 100:.1f}" for s, f in zip(check["seeds"], check["forgetting"], strict=True)
     )
     interval = Interval(check["mean"], *check["ci"])
+    saved = "baseline.json" if lane == "lora" else f"baseline_{lane}.json"
     return [
         f"The base knows {len(baseline['known'])} of the {baseline['probed']} probed capitals "
         f"(p ≥ 0.5; mean p on them {baseline['mean_before'] * 100:.1f} %). Full SFT only, "
-        f"{baseline['steps']} steps, seeds {check['seeds']} (`baseline.json`, committed before "
+        f"{baseline['steps']} steps, seeds {check['seeds']} (`{saved}`, committed before "
         "any EPI run):",
         "",
         table(
@@ -218,8 +223,17 @@ def section(prereg: dict[str, Any], lanes: dict[str, dict[str, Any]], image: str
     if not lanes:
         lines += ["No lane has been run yet.", ""]
     for name, files in lanes.items():
-        lines += [f"### {LANE_TITLES.get(name, name)}", "", "#### 1. Is there forgetting?", ""]
-        lines += baseline_lines(files["baseline"])
+        lines += [f"### {LANE_TITLES.get(name, name)}", ""]
+        if name == "lora_fictional" and "fictional" in prereg:
+            second = prereg["fictional"]
+            lines += [
+                f"Preregistered in `epi_smollm2/preregistration_fictional.json`, "
+                f"{second['written']}: {second['why']}. New task: {second['new_tasks']}. "
+                f"Order: {second['order']}",
+                "",
+            ]
+        lines += ["#### 1. Is there forgetting?", ""]
+        lines += baseline_lines(files["baseline"], name)
         lines += ["#### 2. EPI vs full SFT vs random mask", ""]
         if "compare" in files:
             lines += compare_lines(files["compare"], prereg)
@@ -276,6 +290,8 @@ def load_lanes(results_dir: Path) -> dict[str, dict[str, Any]]:
 def write_report(results_dir: Path) -> list[Path]:
     """The page section (in results_dir/../epi.md) and the figure (results_dir/../img/)."""
     prereg = read_json(results_dir / "preregistration.json")
+    if (results_dir / "preregistration_fictional.json").is_file():
+        prereg["fictional"] = read_json(results_dir / "preregistration_fictional.json")
     lanes = load_lanes(results_dir)
     png = plot(lanes, results_dir.parent / "img" / IMAGE)
     page = results_dir.parent / "epi.md"

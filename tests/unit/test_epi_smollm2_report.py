@@ -102,3 +102,14 @@ def test_report_writes_the_section_and_figure(tmp_path):
     assert "| epi | 10.0 ± 5.0 | [-2.4, 22.4] | 90.0 ± 0.0 | 55.0 ± 8.7 | 100 ± 0 |" in text
     assert "10.0 [-2.4, 22.4] | **not shown**" in text  # full − epi: 0.05, 0.10, 0.15
     assert "img/epi_smollm2_forgetting.png" in text
+
+
+def test_the_second_regime_trains_every_invented_countrys_capital():
+    from experiments.epi.smollm2_lane import fictional_records
+    from experiments.world_facts import FICTIONAL
+
+    records = fictional_records()
+    assert len(records) == len(FICTIONAL) == 36
+    first = records[0]
+    assert first["prompt"] == f"What is the capital of {first['meta']['country']}?"
+    assert first["response"] == FICTIONAL[first["meta"]["country"]]

@@ -45,3 +45,11 @@ def test_claims_read_factuality_as_one_minus_error_rate_and_pick_the_strongest_b
     assert rows["KT − sft: factuality"][1] == "0.40 ± 0.00"
     assert rows["KT − sft: factuality"][3] == "yes"
     assert rows["KT − sft: logicality"][3] == "not shown"  # equal: an interval of one point, 0
+    verdicts = "\n".join(report.headline_verdicts(seeds))
+    # logicality unchanged, so claim 1 fails; correct facts +0.5 and errors -0.4 on every seed
+    assert (
+        "**Claim 1** (KT beats SFT on all three aspects, gains ≥ 0.03 in two): **not shown**"
+        in verdicts
+    )
+    assert "**Claim 2** (more correct facts and a lower error rate): **supported**" in verdicts
+    assert "logicality **equivalent**" in verdicts

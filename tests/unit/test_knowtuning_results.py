@@ -44,7 +44,7 @@ def test_claims_read_factuality_as_one_minus_error_rate_and_pick_the_strongest_b
     rows = {r[0]: r for r in report.claim_rows(seeds, "sft", "test")}
     assert rows["KT − sft, test: factuality"][1] == "0.40 ± 0.00"
     assert rows["KT − sft, test: factuality"][3] == "yes"
-    assert rows["KT − sft, test: logicality"][3] == "not shown"  # equal: an interval of one point, 0
+    assert rows["KT − sft, test: logicality"][3] == "not shown"  # equal: the interval is 0
     verdicts = "\n".join(report.headline_verdicts(seeds))
     # logicality unchanged, so claim 1 fails; correct facts +0.5 and errors -0.4 on every seed
     assert (

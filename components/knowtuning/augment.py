@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from components.common.sft import greedy_answers, per_record_loss
 from components.knowtuning.world import fact_question, parse_fact
 
 # (fact, the question of its answer) -> (fine-grained question, answer), None when it cannot
@@ -28,6 +27,8 @@ def fact_perplexity(
     model: Any, tokenizer: Any, question: str, facts: Sequence[str], max_length: int
 ) -> list[float]:
     """exp(mean token cross-entropy) of each fact as the response to `question`."""
+    from components.common.sft import per_record_loss  # torch: only where a model is scored
+
     records = [{"prompt": question, "response": fact} for fact in facts]
     return [math.exp(loss) for loss in per_record_loss(model, tokenizer, records, max_length)]
 
@@ -60,6 +61,7 @@ def generation_rewriter(
     model: Any, tokenizer: Any, prompt: str = GENERATION_PROMPT, max_new_tokens: int = 32
 ) -> Rewriter:
     """A language model writes the question (greedy, first line); the answer is the fact."""
+    from components.common.sft import greedy_answers  # torch: only where a model writes
 
     def rewrite(fact: str, question: str) -> tuple[str, str] | None:
         text = prompt.format(fact=fact, question=question)

@@ -22,6 +22,10 @@ SERIES = {
     "reports/grm/scorer/history.csv",
     "reports/grm/evaluate/frontier.csv",
     "reports/grm/evaluate/per_k.csv",
+    "reports/knowtuning/base/loss.csv",
+    "reports/knowtuning/sft/loss.csv",
+    "reports/knowtuning/ka/loss.csv",
+    "reports/knowtuning/compare/dpo_curves.csv",
 }
 
 

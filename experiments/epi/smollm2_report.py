@@ -145,7 +145,7 @@ def baseline_lines(baseline: dict[str, Any], lane: str = "lora") -> list[str]:
     ]
 
 
-def compare_lines(compare: dict[str, Any], prereg: dict[str, Any]) -> list[str]:
+def compare_lines(compare: dict[str, Any], prereg: dict[str, Any], lane: str = "lora") -> list[str]:
     results = compare["results"]
     rows = []
     for method, runs in results.items():
@@ -159,11 +159,11 @@ def compare_lines(compare: dict[str, Any], prereg: dict[str, Any]) -> list[str]:
                 pm(values(runs, "seconds"), 0),
             ]
         )
-    lines = [
-        f"Comparison on the same seeds {compare['seeds']} (`compare.json`; the `full` runs are "
-        f"the baseline's). Points, {SPREAD_NOTE}.",
-        "",
-    ]
+    if lane == "lora":
+        where = f"the same seeds {compare['seeds']} (`compare.json`; `full` is the baseline's)"
+    else:
+        where = f"fresh seeds {compare['seeds']} (`compare_{lane}.json`; `full` re-run on them)"
+    lines = [f"Comparison on {where}. Points, {SPREAD_NOTE}.", ""]
     if compare.get("forced"):
         lines += [
             "**Run although the baseline showed no forgetting** (`--force`): the pre-registered "
@@ -236,8 +236,8 @@ def section(prereg: dict[str, Any], lanes: dict[str, dict[str, Any]], image: str
         lines += baseline_lines(files["baseline"], name)
         lines += ["#### 2. EPI vs full SFT vs random mask", ""]
         if "compare" in files:
-            lines += compare_lines(files["compare"], prereg)
-            if name == "lora" and image:
+            lines += compare_lines(files["compare"], prereg, name)
+            if image:
                 lines += [f"![forgetting per method]({image})", ""]
         elif phenomenon(files["baseline"]["runs"])["verdict"] != "forgetting shown":
             lines += [

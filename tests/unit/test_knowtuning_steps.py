@@ -77,3 +77,14 @@ def test_a_step_reads_its_section_from_another_one(tmp_path):
         load_params(params, [], FinetuneStep, section_map(["finetune=knowtuning_sft"]))
     with pytest.raises(ProjectError, match="section not found"):
         load_params(params, [], FinetuneStep, section_map(["finetune=nowhere"]))
+
+
+def test_registry_score_and_the_scorer_of_world_and_user_records():
+    from components.knowtuning.evaluate_step import knowledge_score, score
+
+    # (completeness 0.6 + (1 - error rate 0.2)) / 2 = 0.7
+    assert knowledge_score({"completeness": 0.6, "error_rate": 0.2}) == pytest.approx(0.7)
+    # a world record parses "it" sentences; a user record matches its listed facts verbatim
+    assert score(f"{S1} {S2}", RECORD)["correct_facts"] == 2
+    user = {"meta": {"facts": [S1, S2]}}
+    assert score(f"{S1} {S3}", user)["correct_facts"] == 1

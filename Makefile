@@ -21,7 +21,7 @@ unexport PYTHONDONTWRITEBYTECODE
 # dvc.yaml runs `python -m components...`: that must be the venv's interpreter.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install repro test lint format compile images clean mutation serve cluster-smoke secrets
+.PHONY: help install repro test test-slow lint format compile images clean mutation serve cluster-smoke secrets
 
 install: $(STAMP) ## create .venv and install the pinned environment (the default target)
 
@@ -46,8 +46,15 @@ repro: install ## run the whole pipeline (dvc repro) on the small defaults
 # `dvc metrics show` and `dvc plots show` still give every number and curve
 	$(BIN)/python -m pipelines.summary
 
-test: lint ## lint, then the whole test suite
-	$(BIN)/python -m pytest -q --durations=15
+# One pytest worker per core (xdist), each taking whole test files, so a module's fixture (a
+# pipeline run) is built once; most tests wait on one single-threaded subprocess (dvc, kfp.local),
+# so two workers on 2 cores nearly halve the wall time. The real-model tests (`slow`) are outside.
+TEST_WORKERS ?= 2
+test: lint ## lint, then the test suite without the real-model tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile --durations=15
+
+test-slow: install ## the real-model (SmolLM2) tests: about a minute on CPU
+	$(BIN)/python -m pytest -q -m slow
 
 # Mutation testing of the core formula modules ([tool.mutmut] in pyproject.toml), outside `make test`:
 # long (1-2 hours on 2 cores for every module), resumable (mutmut keeps its results in mutants/ and re-tests only

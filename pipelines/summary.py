@@ -66,7 +66,7 @@ HEADLINES: dict[str, tuple[Figure, ...]] = {
     "knowtuning_data": (Figure("training answers", "train_records"),),
     "knowtuning_base": (Figure("final loss", "final_loss"),),
     "knowtuning_sft": (Figure("final loss", "final_loss"),),
-    "knowtuning_augment": (Figure("fine-grained QA pairs", "fine_grained_pairs"),),
+    "knowtuning_augment": (Figure("KA records (QA pairs or triples)", "augmented_records"),),
     "knowtuning_ka": (Figure("final loss", "final_loss"),),
     "knowtuning_compare": (Figure("DPO reward accuracy", "dpo_reward_accuracy"),),
     "knowtuning_evaluate": (

@@ -7,7 +7,11 @@ and turn each into its own question-answer pair.
     pairs  = rewrite(fact, question) for each hard fact  (a swappable `Rewriter`)
 
 Two rewriters: `template_rewriter` for a world whose facts parse (ours), `generation_rewriter`
-that asks a language model for the question (real data)."""
+that asks a language model for the question (real data).
+
+The paper's first version (v1) augments differently, by explicit knowledge generation: besides
+answering, the model learns to list an answer's knowledge triples, `triples_record` (a 50/50
+multi-task mix of q -> a and (q, a) -> "(s, r, o); ...")."""
 
 from __future__ import annotations
 
@@ -69,3 +73,23 @@ def generation_rewriter(
         return (generated, fact) if generated else None
 
     return rewrite
+
+
+TRIPLES_PROMPT = "Question: {question}\nAnswer: {answer}\nList the knowledge triples of the answer."
+
+
+def triples_text(triples: Sequence[Sequence[str]]) -> str:
+    """v1's target: "(subject, relation, object); ..." in the answer's order."""
+    return "; ".join(f"({s}, {r}, {o})" for s, r, o in triples)
+
+
+def triples_record(record: dict[str, Any], triples: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """v1's knowledge-generation SFT record for one answer: (question, answer) -> its triples."""
+    return {
+        "id": f"{record['id']}-triples",
+        "task": "knowledge_triples",
+        "stage": 0,
+        "prompt": TRIPLES_PROMPT.format(question=record["prompt"], answer=record["response"]),
+        "response": triples_text(triples),
+        "meta": {"of": record["id"]},
+    }

@@ -10,7 +10,8 @@ tokenizer/ (tiny profile), plus world.json (each attribute's values, for falsifi
 record's `meta.facts` lists its answer's atomic facts in order; world records add `meta.chain`.
 
 The user's records (knowtuning_data.train_file / test_file: the SFT JSONL format, with optional
-`meta.facts`, else the answer split into sentences) replace the world."""
+`meta.facts`, else the answer split into sentences, and optional `meta.triples`, the answer's
+[subject, relation, object] lists for KA's v1 method) replace the world."""
 
 from __future__ import annotations
 
@@ -92,6 +93,21 @@ def with_facts(records: list[dict[str, Any]], source: str) -> list[dict[str, Any
             )
         if not facts:
             raise ProjectError("the answer has no facts", file=source, line=record["line"])
+        triples = record["meta"].get("triples")
+        if triples is not None and not (
+            isinstance(triples, list)
+            and triples
+            and all(
+                isinstance(t, list) and len(t) == 3 and all(isinstance(x, str) for x in t)
+                for t in triples
+            )
+        ):
+            raise ProjectError(
+                "must be a non-empty list of [subject, relation, object] strings",
+                file=source,
+                line=record["line"],
+                field="meta.triples",
+            )
         out.append({**record, "meta": {**record["meta"], "facts": facts}})
     return out
 

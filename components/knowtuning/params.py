@@ -52,6 +52,9 @@ class KnowTuningDataParams(StrictModel):
 class KaParams(StrictModel):
     """Fine-grained knowledge augmentation."""
 
+    # fine_grained: the paper's v3 (perplexity-selected facts rewritten into QA pairs); triples:
+    # v1's explicit knowledge generation (the answers plus (q, a) -> triples records, 50/50)
+    method: Literal["fine_grained", "triples"] = "fine_grained"
     hard_fraction: float = Field(0.5, gt=0, le=1)  # alpha [D]: share of facts kept per answer
     keep_original: bool = True  # [D]: D_KA = D_train + fine-grained pairs (False: pairs only)
     # template: the world's own question per fact; generation: the base model writes it

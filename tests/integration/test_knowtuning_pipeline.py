@@ -71,7 +71,7 @@ def test_kfp_pipeline_runs_every_stage(pipeline_run):
     }
     assert outputs["knowtuning-data-op"]["test_records"] == 3
     # 6 training answers of 5 facts: ceil(0.5 * 5) = 3 fine-grained pairs each, originals kept
-    assert outputs["knowtuning-augment-op"]["fine_grained_pairs"] == 18
+    assert outputs["knowtuning-augment-op"]["augmented_records"] == 18
     assert outputs["knowtuning-augment-op"]["train_records"] == 24
     for aspect in ("completeness", "factuality", "logicality"):
         assert outputs["knowtuning-compare-op"][f"pairs.{aspect}"] == 6

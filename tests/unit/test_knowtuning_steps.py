@@ -4,16 +4,17 @@ under another params section, by hand-computed cases."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
 from components.common.cli import section_map
-from components.common.io import ProjectError
+from components.common.io import ProjectError, read_jsonl
 from components.common.params import load_params
 from components.epi_finetune.params import FinetuneStep
 from components.knowtuning import world
-from components.knowtuning.augment import template_rewriter
-from components.knowtuning.augment_step import augment_record
+from components.knowtuning.augment import template_rewriter, triples_record
+from components.knowtuning.augment_step import augment_record, record_triples
 from components.knowtuning.compare_step import comparison_pairs
 from components.knowtuning.data_step import qa_record, with_facts
 from components.knowtuning.metrics import entity_scores
@@ -41,6 +42,26 @@ def test_augment_keeps_the_hardest_half_as_fine_grained_pairs():
     assert {r["task"] for r in sft} == {"fine_grained_qa"}
 
 
+def test_v1_triples_record_asks_for_the_chain_as_triples():
+    triples = record_triples(RECORD, Path("train.jsonl"))
+    assert triples[:2] == [["Kobami", "cause", "Rivir"], ["Rivir", "spread", "Samist"]]
+    made = triples_record(RECORD, [["Kobami", "cause", "Rivir"], ["Rivir", "spread", "Samist"]])
+    assert made["prompt"] == (
+        f"Question: Tell me about Kobami.\nAnswer: {RECORD['response']}\n"
+        "List the knowledge triples of the answer."
+    )
+    assert made["response"] == "(Kobami, cause, Rivir); (Rivir, spread, Samist)"
+    assert (made["id"], made["task"]) == ("train-Kobami-triples", "knowledge_triples")
+
+
+def test_v1_needs_triples_for_a_users_record_and_names_the_field():
+    user = {"id": "u-3", "prompt": "q", "response": "A.", "meta": {"facts": ["A."]}}
+    with pytest.raises(ProjectError, match=r"train.jsonl \[meta.triples\]: record 'u-3'"):
+        record_triples(user, Path("train.jsonl"))
+    given = {**user, "meta": {"facts": ["A."], "triples": [["s", "r", "o"]]}}
+    assert record_triples(given, Path("train.jsonl")) == [["s", "r", "o"]]
+
+
 def test_comparison_pairs_one_per_aspect_each_worse_in_its_own_aspect():
     pools = {f.attribute: [f.value, f.value + "x"] for f in FLU.facts}
     revise = world.value_reviser("Kobami", pools)
@@ -65,6 +86,9 @@ def test_user_facts_must_be_a_list_of_strings_naming_line_and_field():
         with_facts([record], "u.jsonl")
     (filled,) = with_facts([{**record, "meta": {}}], "u.jsonl")
     assert filled["meta"]["facts"] == ["A.", "B."]
+    for triples in ([], [["s", "r"]], [["s", "r", 3]], "s r o"):
+        with pytest.raises(ProjectError, match=r"u.jsonl:7 \[meta.triples\]"):
+            with_facts([{**record, "meta": {"triples": triples}}], "u.jsonl")
 
 
 def test_a_step_reads_its_section_from_another_one(tmp_path):
@@ -88,3 +112,18 @@ def test_registry_score_and_the_scorer_of_world_and_user_records():
     assert score(f"{S1} {S2}", RECORD)["correct_facts"] == 2
     user = {"meta": {"facts": [S1, S2]}}
     assert score(f"{S1} {S3}", user)["correct_facts"] == 1
+
+
+def test_v1_augment_step_adds_one_triples_record_per_answer_without_a_model(tmp_path, mlflow_uri):
+    from components.knowtuning import augment_step, data_step
+    from components.knowtuning.params import KaParams, KnowTuningDataParams, KnowTuningParams
+
+    data = tmp_path / "data"
+    data_step.run(KnowTuningDataParams(entities=6, test_entities=2), "tiny", data, tmp_path / "r")
+    params = KnowTuningParams(ka=KaParams(method="triples"))
+    # no base model on disk: the v1 method never loads one
+    metrics = augment_step.run(params, "tiny", data, tmp_path / "none", tmp_path / "ka", tmp_path)
+    train = read_jsonl(tmp_path / "ka/train.jsonl")
+    assert metrics["answers"] == metrics["augmented_records"] == 4
+    assert [r["task"] for r in train].count("knowledge_triples") == len(train) // 2
+    assert train[-1]["response"].count("); (") == 4  # five facts, five triples

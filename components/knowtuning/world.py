@@ -15,11 +15,7 @@ import random
 import re
 from dataclasses import dataclass
 
-# 20 syllables: 400 two-syllable values per attribute, 8000 three-syllable names
-SYLLABLES = (
-    "ba", "ko", "ri", "mu", "te", "sa", "lo", "vi", "ne", "gu",
-    "pa", "di", "zo", "fe", "ta", "ke", "mo", "ru", "si", "no",
-)  # fmt: skip
+from components.common.words import invented_words
 
 
 @dataclass(frozen=True)
@@ -88,19 +84,6 @@ class Entity:
     name: str
     kind: str
     facts: tuple[Fact, ...]  # in chain (dependency) order
-
-
-def invented_words(
-    count: int, suffix: str, rng: random.Random, taken: set[str], syllables: int = 2
-) -> list[str]:
-    """`count` new capitalised words ending in `suffix`, none of them in `taken` (updated)."""
-    words: list[str] = []
-    while len(words) < count:
-        word = ("".join(rng.choice(SYLLABLES) for _ in range(syllables)) + suffix).capitalize()
-        if word not in taken:
-            taken.add(word)
-            words.append(word)
-    return words
 
 
 def make_world(n_entities: int, seed: int) -> list[Entity]:

@@ -1,0 +1,1 @@
+"""ATM: adversarial tuning of a retrieval-augmented generator against a learnt attacker."""

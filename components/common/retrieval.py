@@ -126,9 +126,11 @@ class DenseIndex:
         self.ids, self.embeddings, self.digest, self.encoder = ids, embeddings, digest, encoder
 
     @classmethod
-    def build(cls, documents: list[Document], encoder: Any = None) -> DenseIndex:
+    def build(
+        cls, documents: list[Document], encoder: Any = None, batch_size: int = 64
+    ) -> DenseIndex:
         encoder = encoder or MiniLMEncoder()
-        embeddings = encoder.encode([d.passage for d in documents])
+        embeddings = encoder.encode([d.passage for d in documents], batch_size)
         return cls([d.id for d in documents], embeddings, corpus_digest(documents), encoder)
 
     def save(self, directory: str | os.PathLike) -> Path:

@@ -1,0 +1,11 @@
+"""The ATM stages: `python -m components.atm {data,index,retrieve}` runs
+`components.atm.<stage>_step.main`, which writes metrics/atm_<stage>.json."""
+
+from components.common.cli import stage_main
+
+STAGES = {
+    "data": "atm_data: the people world (or the user's corpus and questions), validated",
+    "index": "atm_index: the corpus embedded by MiniLM once (the dense retriever's cache)",
+    "retrieve": "atm_retrieve: top-k documents per question, dense and BM25, recall@k",
+}
+raise SystemExit(stage_main("atm", STAGES, description=__doc__))

@@ -1,0 +1,195 @@
+"""atm_data: the retrieval corpus and the questions, validated, then written.
+
+    python -m components.atm data --out data/atm --reports reports/atm/data
+
+Outputs in `out_dir`: corpus.jsonl (`id`, `title`, `text`), train.jsonl, dev.jsonl and
+test.jsonl (`id`, `question`, `answers`, `gold`: the ids of the documents that state the answer,
+`meta`), pretraining.txt (the popular people's bios, repeated: what a tiny generator may know
+without reading) and world.json (each relation's values and each person's, for the
+fabricators). Test questions are about people never trained on.
+
+The user's data (atm_data.corpus_file and questions_file) replaces the world: a corpus JSONL of
+`id`, `title`, `text` and a questions JSONL of `id`, `question`, `answers` (a list of accepted
+strings), `split` (train, dev or test) and optional `gold` (document ids). A bad line stops the
+stage with its file, line and field, and nothing is written."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from components.atm import world
+from components.atm.params import AtmDataParams, AtmDataStep
+from components.common.cli import path_arguments, step_main, step_parser
+from components.common.io import (
+    ProjectError,
+    atomic_path,
+    read_numbered_jsonl,
+    write_json,
+    write_jsonl,
+)
+from components.common.params import Profile
+from components.common.repro import seed_everything
+from components.common.retrieval import Document, read_corpus
+from components.common.tracking import step_run
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "dev", "test")
+CORPUS_COLUMNS = ["line", "id", "title", "text"]
+QUESTION_COLUMNS = ["line", "id", "question", "split"]
+
+
+def world_data(params: AtmDataParams) -> tuple[list[Document], dict[str, list[dict]], dict]:
+    built = world.build_world(
+        params.people,
+        params.seed,
+        params.twin_share,
+        params.popular_share,
+        params.split_shares,
+        params.popular_repeats,
+    )
+    questions = {
+        split: [
+            {
+                "id": q.id,
+                "question": q.text,
+                "answers": [q.answer],
+                "gold": list(q.gold),
+                "meta": {"person": q.person, "relation": q.relation},
+            }
+            for q in qs
+        ]
+        for split, qs in built.questions.items()
+    }
+    payload = {
+        "values": {k: list(v) for k, v in built.values.items()},
+        "people": [asdict(p) for p in built.people],
+        "pretraining": built.pretraining,
+    }
+    return built.corpus, questions, payload
+
+
+def read_questions(path: Path, corpus_ids: set[str]) -> dict[str, list[dict]]:
+    """The user's questions by split; each field checked, gold ids looked up in the corpus."""
+    questions: dict[str, list[dict]] = {split: [] for split in SPLITS}
+    for line, raw in read_numbered_jsonl(path):
+
+        def bad(field: str, message: str, line: int = line) -> ProjectError:
+            return ProjectError(message, file=path, line=line, field=field)
+
+        for field in ("id", "question"):
+            if not isinstance(raw.get(field), str) or not raw[field].strip():
+                raise bad(field, "must be a non-empty string")
+        answers = raw.get("answers")
+        if not (isinstance(answers, list) and answers and all(isinstance(a, str) for a in answers)):
+            raise bad("answers", "must be a non-empty list of strings")
+        if raw.get("split") not in SPLITS:
+            raise bad("split", f"must be one of {', '.join(SPLITS)}")
+        gold = raw.get("gold", [])
+        unknown = [g for g in gold if g not in corpus_ids] if isinstance(gold, list) else [gold]
+        if unknown:
+            raise bad("gold", f"not a corpus id: {unknown[0]!r}")
+        questions[raw["split"]].append(
+            {k: raw[k] for k in ("id", "question", "answers")}
+            | {"gold": gold, "meta": raw.get("meta", {}), "line": line}
+        )
+    if not questions["train"] or not questions["test"]:
+        raise ProjectError("needs train and test questions", file=path, field="split")
+    return questions
+
+
+def all_questions(questions: dict[str, list[dict]]) -> list[tuple[str, dict]]:
+    return [(split, q) for split in SPLITS for q in questions[split]]
+
+
+def expectations(max_chars: int) -> dict[str, list]:
+    """The GX suites: the corpus's and the questions'."""
+    import great_expectations as gx
+
+    ex = gx.expectations
+    limit = {"param": "atm_data.max_text_chars"}
+    return {
+        "corpus": [
+            ex.ExpectTableRowCountToBeBetween(min_value=1),
+            ex.ExpectColumnValuesToBeUnique(column="id"),
+            ex.ExpectColumnValueLengthsToBeBetween(
+                column="text", min_value=1, max_value=max_chars, meta=limit
+            ),
+        ],
+        "questions": [
+            ex.ExpectColumnValuesToBeUnique(column="id"),
+            ex.ExpectColumnValueLengthsToBeBetween(
+                column="question", min_value=1, max_value=max_chars, meta=limit
+            ),
+            ex.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)),
+        ],
+    }
+
+
+def run(
+    params: AtmDataParams, profile: Profile, out_dir: Path, report_dir: Path
+) -> dict[str, float]:
+    import mlflow
+
+    from components.common.validation import validate_and_report
+
+    seed_everything(params.seed, with_torch=False)
+    with step_run("atm_data", profile, params):
+        if params.corpus_file is not None:
+            corpus = read_corpus(params.corpus_file)
+            questions = read_questions(Path(params.questions_file), {d.id for d in corpus})
+            payload: dict[str, Any] = {}
+            sources = (params.corpus_file, params.questions_file)
+        else:
+            corpus, questions, payload = world_data(params)
+            sources = ("atm:corpus", "atm:questions")
+        suites = expectations(params.max_text_chars)
+        rows = [{"line": n, **asdict(d)} for n, d in enumerate(corpus, start=1)]
+        validate_and_report(
+            rows, suites["corpus"], sources[0], report_dir / "corpus.json", "corpus", CORPUS_COLUMNS
+        )
+        numbered = ((s, n, q) for n, (s, q) in enumerate(all_questions(questions), start=1))
+        rows = [
+            {"line": q.get("line", n), "id": q["id"], "question": q["question"], "split": s}
+            for s, n, q in numbered
+        ]
+        validate_and_report(
+            rows,
+            suites["questions"],
+            sources[1],
+            report_dir / "questions.json",
+            "questions",
+            QUESTION_COLUMNS,
+        )
+        with atomic_path(out_dir) as tmp:
+            tmp.mkdir()
+            write_jsonl(tmp / "corpus.jsonl", [asdict(d) for d in corpus])
+            for split in SPLITS:
+                write_jsonl(
+                    tmp / f"{split}.jsonl",
+                    [{k: v for k, v in q.items() if k != "line"} for q in questions[split]],
+                )
+            text = "\n".join(payload.pop("pretraining", []))
+            (tmp / "pretraining.txt").write_text(text + "\n" if text else "", encoding="utf-8")
+            write_json(tmp / "world.json", payload)
+        metrics = {"documents": float(len(corpus))}
+        metrics |= {f"{split}_questions": float(len(questions[split])) for split in SPLITS}
+        mlflow.log_metrics(metrics)
+        log.info("atm_data wrote %s: %s", out_dir, metrics)
+        return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = step_parser("components.atm data", __doc__, AtmDataStep)
+    path_arguments(
+        parser,
+        "outputs",
+        out=("data/atm", "corpus.jsonl, train/dev/test.jsonl, pretraining.txt, world.json"),
+        reports=("reports/atm/data", "the validation results"),
+    )
+    args = parser.parse_args(argv)
+    return step_main(
+        "atm_data", args, AtmDataStep, lambda p: run(p.atm_data, p.profile, args.out, args.reports)
+    )

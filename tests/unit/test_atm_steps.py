@@ -1,24 +1,13 @@
-"""ATM's data, index and retrieve steps: exact match by hand, the user's files rejected with file,
-line and field (nothing written), and the three steps chained on a small world with the real
-MiniLM and BM25."""
+"""ATM's data, index and retrieve steps: the user's files rejected with file, line and field
+(nothing written), and the three steps chained on a small world with the real MiniLM and BM25."""
 
 from __future__ import annotations
 
 import pytest
 
 from components.atm import data_step, index_step, retrieve_step
-from components.atm.metrics import exact_match, has_answer, normalize_answer
 from components.atm.params import AtmDataParams, RetrieveParams
 from components.common.io import ProjectError, read_json, read_jsonl, write_jsonl
-
-
-def test_squad_normalisation_and_exact_match():
-    assert normalize_answer("  The  Violin! ") == "violin"
-    assert exact_match("an optician.", ["Optician"])
-    assert not exact_match("optician, baker", ["optician"])
-    assert has_answer("Fans cheered as Kobami picked up the violin.", ["the Violin"])
-    assert not has_answer("She plays violins.", ["violin"])  # whole words only
-
 
 CORPUS = [{"id": "d1", "title": "A", "text": "Kobami plays the harp."}]
 

@@ -46,6 +46,10 @@ class RetrieveParams(StrictModel):
     top_k: int = Field(5, gt=0)  # spec (tiny world): top-5; the paper: top-10
     recall_at: tuple[int, ...] = (1, 3, 5, 10)
     batch_size: int = Field(64, gt=0)
+    # the generator's warm-up SFT records written beside the contexts: the paper's code mixes
+    # 30 % closed-book questions into RAG QA (gold document at a random position)
+    closed_book_share: float = Field(0.3, ge=0, le=1)
+    seed: int = 0
 
 
 AtmDataStep = step_schema("AtmDataStep", atm_data=AtmDataParams)

@@ -6,18 +6,21 @@ BM25, with each retriever's recall@k.
 
 Outputs: `out_dir`/{train,dev,test}.jsonl, each question with `ctxs`, its top-k documents from
 `atm_retrieve.retriever` (`id`, `title`, `text`, `score`, `hasanswer`: whether the text contains
-an answer), the generator's context; `report_dir`/recall.json and recall.png, recall@k per split
-and retriever (a hit: a gold document, or for questions without `gold` a document containing an
-answer)."""
+an answer), the generator's context; `out_dir`/warmup/{train,eval}.jsonl, the generator's warm-up
+SFT records (prompts.py) from the train and dev questions, for the finetune step;
+`report_dir`/recall.json and recall.png, recall@k per split and retriever (a hit: a gold document,
+or for questions without `gold` a document containing an answer)."""
 
 from __future__ import annotations
 
 import logging
+import random
 from pathlib import Path
 from typing import Any
 
 from components.atm.metrics import has_answer
 from components.atm.params import AtmRetrieveStep, RetrieveParams
+from components.atm.prompts import warmup_records
 from components.common.cli import path_arguments, step_main, step_parser
 from components.common.io import atomic_path, read_jsonl, write_json, write_jsonl
 from components.common.params import Profile
@@ -93,6 +96,10 @@ def run(
             tmp.mkdir()
             for split, records in contexts.items():
                 write_jsonl(tmp / f"{split}.jsonl", records)
+            rng = random.Random(params.seed)
+            for split, name in (("train", "train"), ("dev", "eval")):
+                warmup = warmup_records(contexts.get(split, []), params.closed_book_share, rng)
+                write_jsonl(tmp / "warmup" / f"{name}.jsonl", warmup)
         write_json(report_dir / "recall.json", metrics)
         png = grouped_bar_plot(
             {

@@ -53,3 +53,6 @@ def test_data_index_retrieve_on_a_small_world(tmp_path, mlflow_uri):
         assert 0 <= metrics[f"test.{name}.recall@1"] <= metrics[f"test.{name}.recall@3"] <= 1
     assert read_json(tmp_path / "r/recall.json") == metrics
     assert (tmp_path / "r/recall.png").is_file()
+    warmup = read_jsonl(out / "warmup/train.jsonl")
+    assert len(warmup) == len(read_jsonl(data / "train.jsonl"))
+    assert {r["task"] for r in warmup} <= {"rag_qa", "closed_book"}

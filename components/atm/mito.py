@@ -21,10 +21,13 @@ Switches (the spec's ablations; defaults are the spec's reading of the paper):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from transformers import Trainer
+
+from components.common.models import render_prompt
 
 
 @dataclass(frozen=True)
@@ -64,3 +67,78 @@ def mito_loss(
         kl = total / mask.numel()
     loss = sft + config.beta * kl
     return loss, {"ce": float(sft.detach()), "kl": float(kl.detach())}
+
+
+def encode_pair(
+    tokenizer: Any, clean_prompt: str, adv_prompt: str, answer: str, max_length: int
+) -> tuple[list[int], list[int], list[int]]:
+    """(clean ids, attacked ids, answer ids + EOS); a prompt too long loses its start, never the
+    answer (the question sits at the end of the prompt)."""
+    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    room = max(max_length - len(answer_ids), 1)
+    prompts = [
+        tokenizer(render_prompt(tokenizer, p), add_special_tokens=False)["input_ids"][-room:]
+        for p in (clean_prompt, adv_prompt)
+    ]
+    return prompts[0], prompts[1], answer_ids
+
+
+class MitoCollator:
+    """Rows {clean_prompt, adv_prompt, answer} -> both branches left-padded to one length, so the
+    answer tokens sit at the same positions; labels (-100 off the answer) are shared, and position
+    ids count real tokens only."""
+
+    def __init__(self, tokenizer: Any, max_length: int) -> None:
+        self.tokenizer, self.max_length = tokenizer, max_length
+
+    def __call__(self, rows: list[dict[str, str]]) -> dict[str, torch.Tensor]:
+        encoded = [
+            encode_pair(
+                self.tokenizer, r["clean_prompt"], r["adv_prompt"], r["answer"], self.max_length
+            )
+            for r in rows
+        ]
+        length = max(len(p) + len(a) for c, d, a in encoded for p in (c, d))
+        out = {"labels": torch.tensor([[-100] * (length - len(a)) + a for _, _, a in encoded])}
+        for key, branch in (("clean", 0), ("adv", 1)):
+            sequences = [pair[branch] + pair[2] for pair in encoded]
+            pads = [length - len(s) for s in sequences]
+            ids = [
+                [self.tokenizer.pad_token_id] * n + s for n, s in zip(pads, sequences, strict=True)
+            ]
+            mask = torch.tensor([[0] * n + [1] * (length - n) for n in pads])
+            out[f"{key}_input_ids"] = torch.tensor(ids)
+            out[f"{key}_attention_mask"] = mask
+            out[f"{key}_position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
+        return out
+
+
+class MitoTrainer(Trainer):
+    """`transformers.Trainer` whose loss is MITO over the clean and attacked branches of a batch
+    (one forward each); the parts are logged with the loss."""
+
+    def __init__(self, *args: Any, mito: MitoConfig, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mito = mito
+        self._parts: dict[str, list[float]] = {"ce": [], "kl": []}
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        logits = {
+            key: model(
+                input_ids=inputs[f"{key}_input_ids"],
+                attention_mask=inputs[f"{key}_attention_mask"],
+                position_ids=inputs[f"{key}_position_ids"],
+            ).logits
+            for key in ("clean", "adv")
+        }
+        loss, parts = mito_loss(logits["clean"], logits["adv"], inputs["labels"], self.mito)
+        for key, value in parts.items():
+            self._parts[key].append(value)
+        return (loss, logits) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        if "loss" in logs and self._parts["ce"]:
+            for key, values in self._parts.items():
+                logs[f"mito_{key}"] = sum(values) / len(values)
+                values.clear()
+        super().log(logs, *args, **kwargs)

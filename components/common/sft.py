@@ -85,7 +85,6 @@ def greedy_record_answers(
     return greedy_continuations(model, tokenizer, texts, max_new_tokens, batch_size)
 
 
-@torch.no_grad()
 def greedy_continuations(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -95,6 +94,44 @@ def greedy_continuations(
 ) -> list[str]:
     """Batched greedy generation (left padding) after already rendered `texts`; returns each
     continuation's first line, stripped."""
+    return _continuations(model, tokenizer, texts, max_new_tokens, batch_size, do_sample=False)
+
+
+def sampled_continuations(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    max_new_tokens: int,
+    batch_size: int,
+    samples: int,
+    temperature: float,
+    top_p: float,
+) -> list[list[str]]:
+    """`samples` sampled continuations (first lines, stripped) per rendered text; seed torch
+    first for repeatable draws."""
+    flat = _continuations(
+        model,
+        tokenizer,
+        texts,
+        max_new_tokens,
+        batch_size,
+        do_sample=True,
+        temperature=temperature,
+        top_p=top_p,
+        num_return_sequences=samples,
+    )
+    return [flat[i : i + samples] for i in range(0, len(flat), samples)]
+
+
+@torch.no_grad()
+def _continuations(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    max_new_tokens: int,
+    batch_size: int,
+    **generation: Any,
+) -> list[str]:
     padding_side, was_training = tokenizer.padding_side, model.training
     tokenizer.padding_side = "left"
     model.eval()
@@ -110,9 +147,9 @@ def greedy_continuations(
         output = model.generate(
             **batch,
             max_new_tokens=max_new_tokens,
-            do_sample=False,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
+            **generation,
         )
         new_tokens = output[:, batch["input_ids"].shape[1] :]
         for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True):

@@ -1,0 +1,86 @@
+"""Putting fabrications into a retrieved list: for MITO's training rows and for the test-time
+attacks every arm is evaluated on.
+
+- `insert`: fabrications at the top of the list (the paper's test condition) or each at a random
+  position; marked `is_fab` with the value they assert.
+- `perturb`: the spec's MITO data default: non-gold genuine documents dropped with `drop_ratio`
+  and duplicated with `duplicate_ratio`, then the whole list permuted (the gold document is never
+  dropped).
+- `heldout_fabrications`: the test-time fabricator that differs from the trained attacker: the
+  world's held-out templates, each fabrication with its own wrong value, or all sharing one
+  ("corroborated", the hardest).
+- `adopted`: the prediction is a value a fabrication asserted."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from components.atm import world
+from components.atm.metrics import normalize_answer
+
+Position = Literal["top", "random"]
+
+
+def insert(
+    ctxs: Sequence[dict[str, Any]],
+    fabrications: Sequence[dict[str, Any]],
+    position: Position,
+    rng: random.Random,
+) -> list[dict[str, Any]]:
+    fakes = [{**f, "is_fab": True} for f in fabrications]
+    if position == "top":
+        return fakes + list(ctxs)
+    out = list(ctxs)
+    for fake in fakes:
+        out.insert(rng.randint(0, len(out)), fake)
+    return out
+
+
+def perturb(
+    ctxs: Sequence[dict[str, Any]],
+    gold: set[str],
+    drop_ratio: float,
+    duplicate_ratio: float,
+    rng: random.Random,
+) -> list[dict[str, Any]]:
+    kept = [c for c in ctxs if c.get("is_fab") or c["id"] in gold or rng.random() >= drop_ratio]
+    genuine = [c for c in kept if not c.get("is_fab") and c["id"] not in gold]
+    duplicates = [dict(c) for c in genuine if rng.random() < duplicate_ratio]
+    out = kept + duplicates
+    rng.shuffle(out)
+    return out
+
+
+def heldout_fabrications(
+    question: world.Question,
+    people: dict[str, world.Person],
+    values: dict[str, Sequence[str]],
+    count: int,
+    corroborated: bool,
+    rng: random.Random,
+) -> list[dict[str, Any]]:
+    """`count` documents from the held-out templates (distinct while they last), each asserting a
+    wrong value: its own draw, or one shared draw when `corroborated`."""
+    person = people[question.person]
+    shared = world.wrong_value(person, question.relation, people, values, rng)
+    templates = rng.sample(world.HELDOUT_FABRICATIONS, min(count, len(world.HELDOUT_FABRICATIONS)))
+    out = []
+    for i in range(count):
+        value = (
+            shared
+            if corroborated
+            else world.wrong_value(person, question.relation, people, values, rng)
+        )
+        template = templates[i % len(templates)]
+        document = world.fabricate(question, value, template, f"fab-{question.id}-{i}")
+        out.append(
+            {"id": document.id, "title": document.title, "text": document.text, "fab_value": value}
+        )
+    return out
+
+
+def adopted(prediction: str, fabrications: Sequence[dict[str, Any]]) -> bool:
+    values = {normalize_answer(f["fab_value"]) for f in fabrications if f.get("fab_value")}
+    return normalize_answer(prediction) in values

@@ -1,0 +1,55 @@
+"""Fabrications in a retrieved list: top and random insertion, the MITO perturbation that never
+drops the gold document, the held-out fabricator (distinct values or one corroborated value) and
+adoption."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from components.atm.attacks import adopted, heldout_fabrications, insert, perturb
+from components.atm.world import HELDOUT_FABRICATIONS, build_world
+
+CTXS = [{"id": f"d{i}", "title": "T", "text": f"x{i}."} for i in range(4)]
+FAKES = [{"id": "f0", "title": "T", "text": "lie.", "fab_value": "lute"}]
+
+
+def test_insert_on_top_or_at_uniform_random_positions():
+    top = insert(CTXS, FAKES, "top", random.Random(0))
+    assert [c["id"] for c in top] == ["f0", "d0", "d1", "d2", "d3"] and top[0]["is_fab"]
+    rng = random.Random(1)
+    where = Counter(
+        [c["id"] for c in insert(CTXS, FAKES, "random", rng)].index("f0") for _ in range(1000)
+    )
+    assert set(where) == set(range(5)) and min(where.values()) > 150
+
+
+def test_perturb_keeps_gold_and_fabrications_and_permutes():
+    rng = random.Random(2)
+    listed = insert(CTXS, FAKES, "top", rng)
+    for _ in range(200):
+        out = perturb(listed, {"d2"}, drop_ratio=0.5, duplicate_ratio=0.5, rng=rng)
+        ids = [c["id"] for c in out]
+        assert "d2" in ids and "f0" in ids and ids.count("d2") == 1 and ids.count("f0") == 1
+    # no drops or duplicates: a permutation of the list
+    out = perturb(listed, {"d2"}, 0.0, 0.0, random.Random(3))
+    assert sorted(c["id"] for c in out) == sorted(c["id"] for c in listed)
+
+
+def test_heldout_fabricator_values_and_templates():
+    built = build_world(30, seed=4)
+    people = {p.name: p for p in built.people}
+    question = built.questions["test"][0]
+    rng = random.Random(5)
+    plain = heldout_fabrications(question, people, built.values, 3, False, rng)
+    shared = heldout_fabrications(question, people, built.values, 3, True, rng)
+    assert len({f["fab_value"] for f in shared}) == 1
+    for fake in plain + shared:
+        assert fake["fab_value"] != question.answer and fake["fab_value"] in fake["text"]
+    assert len({f["text"] for f in plain}) == 3  # three different held-out templates
+    texts = [t for _, t in HELDOUT_FABRICATIONS]
+    assert all(any(t.split("{")[0] in f["text"] for t in texts) for f in plain)
+
+
+def test_adopted_compares_normalised_values():
+    assert adopted("The Lute.", FAKES) and not adopted("harp", FAKES)

@@ -4,9 +4,10 @@
 
 Outputs in `out_dir`: corpus.jsonl (`id`, `title`, `text`), train.jsonl, dev.jsonl and
 test.jsonl (`id`, `question`, `answers`, `gold`: the ids of the documents that state the answer,
-`meta`), pretraining.txt (the popular people's bios, repeated: what a tiny generator may know
-without reading) and world.json (each relation's values and each person's, for the
-fabricators). Test questions are about people never trained on.
+`meta`), corpus.txt (the tiny base's pretraining text: every document once and the popular
+people's bios repeated, what a generator may know without reading), tokenizer/ (tiny profile)
+and world.json (each relation's values and each person's, for the fabricators). Test questions
+are about people never trained on.
 
 The user's data (atm_data.corpus_file and questions_file) replaces the world: a corpus JSONL of
 `id`, `title`, `text` and a questions JSONL of `id`, `question`, `answers` (a list of accepted
@@ -20,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from components.atm import world
+from components.atm import attacker, prompts, world
 from components.atm.params import AtmDataParams, AtmDataStep
 from components.common.cli import path_arguments, step_main, step_parser
 from components.common.io import (
@@ -38,6 +39,14 @@ from components.common.tracking import step_run
 log = logging.getLogger(__name__)
 SPLITS = ("train", "dev", "test")
 CORPUS_COLUMNS = ["line", "id", "title", "text"]
+# the fixed text of the prompts, so the tiny tokenizer has their words as tokens
+TEMPLATE_TEXTS = [
+    prompts.RAG_INSTRUCTION,
+    prompts.CLOSED_INSTRUCTION,
+    "Knowledge: Question: TITLE # TEXT",
+    attacker.ATTACKER_PROMPT,
+    *(text for _, text in world.TRAIN_FABRICATIONS + world.HELDOUT_FABRICATIONS),
+]
 QUESTION_COLUMNS = ["line", "id", "question", "split"]
 
 
@@ -133,6 +142,7 @@ def run(
 ) -> dict[str, float]:
     import mlflow
 
+    from components.common.tokenizer import train_bpe_tokenizer
     from components.common.validation import validate_and_report
 
     seed_everything(params.seed, with_torch=False)
@@ -171,9 +181,13 @@ def run(
                     tmp / f"{split}.jsonl",
                     [{k: v for k, v in q.items() if k != "line"} for q in questions[split]],
                 )
-            text = "\n".join(payload.pop("pretraining", []))
-            (tmp / "pretraining.txt").write_text(text + "\n" if text else "", encoding="utf-8")
+            lines = payload.pop("pretraining", []) + [d.passage for d in corpus]
+            (tmp / "corpus.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
             write_json(tmp / "world.json", payload)
+            if profile == "tiny":
+                texts = lines + [q["question"] for _, q in all_questions(questions)]
+                tokenizer = train_bpe_tokenizer(texts + TEMPLATE_TEXTS, params.tokenizer_vocab_size)
+                tokenizer.save_pretrained(str(tmp / "tokenizer"))
         metrics = {"documents": float(len(corpus))}
         metrics |= {f"{split}_questions": float(len(questions[split])) for split in SPLITS}
         mlflow.log_metrics(metrics)
@@ -186,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     path_arguments(
         parser,
         "outputs",
-        out=("data/atm", "corpus.jsonl, train/dev/test.jsonl, pretraining.txt, world.json"),
+        out=("data/atm", "corpus.jsonl, train/dev/test.jsonl, corpus.txt, tokenizer, world.json"),
         reports=("reports/atm/data", "the validation results"),
     )
     args = parser.parse_args(argv)

@@ -24,6 +24,7 @@ class AtmDataParams(StrictModel):
         0.08,
     )  # train, dev (test: the rest); spec 2000/250/750
     max_text_chars: int = Field(2000, gt=0)
+    tokenizer_vocab_size: int = Field(1024, ge=260)  # tiny profile (spec: 4096)
     # the user's data: corpus JSONL (id, title, text) and questions JSONL (id, question, answers,
     # split, optional gold: ids of the documents that answer it); given, they replace the world
     corpus_file: str | None = None

@@ -7,7 +7,9 @@ BM25, with each retriever's recall@k.
 Outputs: `out_dir`/{train,dev,test}.jsonl, each question with `ctxs`, its top-k documents from
 `atm_retrieve.retriever` (`id`, `title`, `text`, `score`, `hasanswer`: whether the text contains
 an answer), the generator's context; `out_dir`/warmup/{train,eval}.jsonl, the generator's warm-up
-SFT records (prompts.py) from the train and dev questions, for the finetune step;
+SFT records (prompts.py) from the train and dev questions, for the finetune step, and for the
+world, `out_dir`/attacker/{train,eval}.jsonl, the attacker's warm-up: template fabrications of the
+same questions (attacker.py);
 `report_dir`/recall.json and recall.png, recall@k per split and retriever (a hit: a gold document,
 or for questions without `gold` a document containing an answer)."""
 
@@ -18,11 +20,13 @@ import random
 from pathlib import Path
 from typing import Any
 
+from components.atm import world
+from components.atm.attacker import seed_records
 from components.atm.metrics import has_answer
 from components.atm.params import AtmRetrieveStep, RetrieveParams
 from components.atm.prompts import warmup_records
 from components.common.cli import path_arguments, step_main, step_parser
-from components.common.io import atomic_path, read_jsonl, write_json, write_jsonl
+from components.common.io import atomic_path, read_json, read_jsonl, write_json, write_jsonl
 from components.common.params import Profile
 from components.common.retrieval import BM25Index, DenseIndex, Hits, read_corpus, recall_at_k
 from components.common.tracking import step_run
@@ -97,9 +101,15 @@ def run(
             for split, records in contexts.items():
                 write_jsonl(tmp / f"{split}.jsonl", records)
             rng = random.Random(params.seed)
+            state = read_json(data_dir / "world.json")
+            people = {p["name"]: world.Person(**p) for p in state.get("people", [])}
             for split, name in (("train", "train"), ("dev", "eval")):
-                warmup = warmup_records(contexts.get(split, []), params.closed_book_share, rng)
+                questions = contexts.get(split, [])
+                warmup = warmup_records(questions, params.closed_book_share, rng)
                 write_jsonl(tmp / "warmup" / f"{name}.jsonl", warmup)
+                if people:
+                    seeds = seed_records(questions, people, state["values"], rng)
+                    write_jsonl(tmp / "attacker" / f"{name}.jsonl", seeds)
         write_json(report_dir / "recall.json", metrics)
         png = grouped_bar_plot(
             {

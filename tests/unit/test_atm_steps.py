@@ -56,3 +56,5 @@ def test_data_index_retrieve_on_a_small_world(tmp_path, mlflow_uri):
     warmup = read_jsonl(out / "warmup/train.jsonl")
     assert len(warmup) == len(read_jsonl(data / "train.jsonl"))
     assert {r["task"] for r in warmup} <= {"rag_qa", "closed_book"}
+    assert len(read_jsonl(out / "attacker/train.jsonl")) == len(warmup)
+    assert (data / "tokenizer").is_dir() and (data / "corpus.txt").stat().st_size > 0

@@ -20,7 +20,9 @@ Switches (the spec's ablations; defaults are the spec's reading of the paper):
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -142,3 +144,42 @@ class MitoTrainer(Trainer):
                 logs[f"mito_{key}"] = sum(values) / len(values)
                 values.clear()
         super().log(logs, *args, **kwargs)
+
+
+def train_mito(
+    params: Any,
+    model_dir: Path,
+    rows: list[dict[str, str]],
+    out_dir: Path,
+    report_dir: Path,
+    seed: int = 0,
+) -> dict[str, float]:
+    """MITO on `rows` ({clean_prompt, adv_prompt, answer}) from the model in `model_dir`, saved
+    to `out_dir`; `params` is `params.MitoParams`. The loss curve goes to `report_dir` and, with
+    its CE and KL parts, to the active MLflow run."""
+    from components.common.io import atomic_path
+    from components.common.models import load_causal_lm
+    from components.common.training import save_loss_curve
+
+    model, tokenizer = load_causal_lm(model_dir)
+    config = MitoConfig(
+        beta=params.beta,
+        sft_branch=params.sft_branch,
+        kl_target=params.kl_target,
+        kl_norm=params.kl_norm,
+        stopgrad_target=params.stopgrad_target,
+    )
+    with tempfile.TemporaryDirectory(prefix="mito-") as work:
+        trainer = MitoTrainer(
+            model=model,
+            args=params.to_training_arguments(work, seed, save_strategy="no"),
+            train_dataset=rows,
+            data_collator=MitoCollator(tokenizer, params.max_length),
+            mito=config,
+        )
+        trainer.train()
+    metrics = save_loss_curve(trainer, report_dir, "MITO: answer CE + beta KL(clean || attacked)")
+    with atomic_path(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return metrics

@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from components.common.params import StrictModel, step_schema
+from components.common.params import StrictModel, TrainerParams, step_schema
+from components.common.preference import PreferenceParams
 
 
 class AtmDataParams(StrictModel):
@@ -55,3 +56,52 @@ class RetrieveParams(StrictModel):
 
 AtmDataStep = step_schema("AtmDataStep", atm_data=AtmDataParams)
 AtmRetrieveStep = step_schema("AtmRetrieveStep", atm_retrieve=RetrieveParams)
+
+
+class MitoParams(TrainerParams):
+    """The generator turn: MITO (mito.py) on attacked and clean lists of the same question."""
+
+    beta: float = Field(0.2, ge=0)  # the paper's code
+    sft_branch: Literal["adv", "clean", "both"] = "adv"  # [D]
+    kl_target: Literal["clean", "adv"] = "clean"  # [D]
+    kl_norm: Literal["per_answer_token", "code_batchmean"] = "per_answer_token"  # [D]
+    stopgrad_target: bool = False  # [D]
+    max_steps: int = Field(300, gt=0)  # spec (tiny): 300 per iteration; the paper: 100
+    batch_size: int = Field(16, gt=0)  # spec (tiny); the paper: 2 x 8 accumulation
+    learning_rate: float = Field(5e-5, gt=0)  # spec (tiny); the paper: 2e-5
+    max_length: int = Field(512, gt=0)
+    # MITO's lists [D]: fabrications at random positions, then non-gold genuine documents dropped
+    # and duplicated, the whole list permuted
+    drop_ratio: float = Field(0.05, ge=0, lt=1)
+    duplicate_ratio: float = Field(0.2, ge=0, le=1)
+
+
+class AttackerParams(StrictModel):
+    """The attacker turn: sample, score by the generator, DPO (most misleading chosen)."""
+
+    fabrications: int = Field(5, ge=2)  # the paper's code: 5 per question
+    temperature: float = Field(0.8, gt=0)  # the paper's code
+    top_p: float = Field(0.95, gt=0, le=1)  # the paper's code
+    max_new_tokens: int = Field(64, gt=0)  # the paper: 512 (vLLM); ours: one short document
+    update: bool = True  # False: the "frozen attacker" ablation
+    # the paper: beta 0.2, lr 8e-7, 1 epoch, plain DPO (no SFT term)
+    dpo: PreferenceParams = PreferenceParams(
+        beta=0.2, sft_weight=0.0, learning_rate=5e-5, max_steps=40, batch_size=8, max_length=384
+    )
+
+
+class AtmParams(StrictModel):
+    """atm: the adversarial rounds."""
+
+    seed: int = 0
+    rounds: int = Field(3, ge=1, le=5)  # spec: "a few"; 3 (max 5)
+    questions_per_round: int | None = Field(None, gt=0)  # None: every training question
+    probe_questions: int = Field(32, gt=0)  # dev questions measuring attack strength and EM
+    attacker: AttackerParams = AttackerParams()
+    mito: MitoParams = MitoParams()
+    generation_batch_size: int = Field(32, gt=0)
+    max_answer_tokens: int = Field(16, gt=0)
+    log_round_models: bool = True  # each round's generator and attacker as MLflow artifacts
+
+
+AtmStep = step_schema("AtmStep", atm=AtmParams)

@@ -58,3 +58,44 @@ def test_data_index_retrieve_on_a_small_world(tmp_path, mlflow_uri):
     assert {r["task"] for r in warmup} <= {"rag_qa", "closed_book"}
     assert len(read_jsonl(out / "attacker/train.jsonl")) == len(warmup)
     assert (data / "tokenizer").is_dir() and (data / "corpus.txt").stat().st_size > 0
+
+
+def test_one_round_trains_both_agents_and_reports_strength_and_em(tmp_path, mlflow_uri):
+    from components.atm import rounds_step
+    from components.atm.params import AtmParams
+    from components.common.models import build_tiny_model, load_tokenizer
+    from components.common.params import TinyModelParams
+    from components.common.preference import PreferenceParams
+
+    data, index, out = tmp_path / "data", tmp_path / "index", tmp_path / "retrieved"
+    data_step.run(AtmDataParams(people=12, tokenizer_vocab_size=400), "tiny", data, tmp_path / "r")
+    index_step.run(RetrieveParams(), "tiny", data, index)
+    retrieve_step.run(RetrieveParams(top_k=2), "tiny", data, index, out, tmp_path / "r")
+    tokenizer = load_tokenizer(data / "tokenizer")
+    arch = TinyModelParams(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           max_position_embeddings=512)  # fmt: skip
+    model = build_tiny_model(arch, tokenizer)
+    model.save_pretrained(tmp_path / "g0")
+    tokenizer.save_pretrained(tmp_path / "g0")
+    params = AtmParams.model_validate(
+        {
+            "rounds": 1,
+            "questions_per_round": 4,
+            "probe_questions": 3,
+            "attacker": {
+                "fabrications": 2,
+                "max_new_tokens": 8,
+                "dpo": PreferenceParams(max_steps=1, batch_size=2, max_length=384, sft_weight=0),
+            },
+            "mito": {"max_steps": 2, "batch_size": 2, "max_length": 384},
+            "log_round_models": False,
+        }
+    )
+    metrics = rounds_step.run(
+        params, "tiny", out, tmp_path / "g0", tmp_path / "g0", tmp_path / "atm", tmp_path / "rr"
+    )
+    assert (tmp_path / "atm/generator/config.json").is_file()
+    assert (tmp_path / "atm/attacker/config.json").is_file()
+    history = read_json(tmp_path / "rr/rounds.json")
+    assert [h["round"] for h in history] == [1.0] and 0 <= metrics["final_em_attacked"] <= 1
+    assert metrics["final_strength_before"] > 0 and (tmp_path / "rr/rounds.png").is_file()

@@ -1,4 +1,4 @@
-"""The ATM stages: `python -m components.atm {data,index,retrieve,rounds}` runs
+"""The ATM stages: `python -m components.atm {data,index,retrieve,rounds,evaluate}` runs
 `components.atm.<stage>_step.main`, which writes metrics/atm_<stage>.json."""
 
 from components.common.cli import stage_main
@@ -8,5 +8,6 @@ STAGES = {
     "index": "atm_index: the corpus embedded by MiniLM once (the dense retriever's cache)",
     "retrieve": "atm_retrieve: top-k documents per question, dense and BM25, recall@k",
     "rounds": "atm_rounds: attacker DPO on the generator's NLL, then generator MITO, R times",
+    "evaluate": "atm_evaluate: EM on clean and attacked test lists; register the generator",
 }
 raise SystemExit(stage_main("atm", STAGES, description=__doc__))

@@ -163,3 +163,14 @@ def leave_process_group() -> None:
         gc.collect()
         dist.barrier()
         dist.destroy_process_group()
+
+
+def named_paths(values: list[str]) -> dict[str, Path]:
+    """`name=path` arguments as an ordered {name: path}."""
+    out = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise argparse.ArgumentTypeError(f"--models takes name=path, got {value!r}")
+        out[name] = Path(path)
+    return out

@@ -13,12 +13,11 @@ knowledge score (mean of completeness and 1 - error rate on test) beats the cham
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 from typing import Any
 
-from components.common.cli import path_arguments, step_main, step_parser
+from components.common.cli import named_paths, path_arguments, step_main, step_parser
 from components.common.io import ProjectError, read_jsonl, write_jsonl
 from components.common.params import Profile
 from components.common.repro import seed_everything
@@ -114,17 +113,6 @@ def run(
         log.info("knowtuning_evaluate: %s", metrics)
         # logicality and tau are undefined when no answer states two linked facts: left out
         return {k: v for k, v in metrics.items() if v == v}
-
-
-def named_paths(values: list[str]) -> dict[str, Path]:
-    """`name=path` arguments as an ordered {name: path}."""
-    out = {}
-    for value in values:
-        name, sep, path = value.partition("=")
-        if not sep or not name or not path:
-            raise argparse.ArgumentTypeError(f"--models takes name=path, got {value!r}")
-        out[name] = Path(path)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

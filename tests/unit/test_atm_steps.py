@@ -99,3 +99,16 @@ def test_one_round_trains_both_agents_and_reports_strength_and_em(tmp_path, mlfl
     history = read_json(tmp_path / "rr/rounds.json")
     assert [h["round"] for h in history] == [1.0] and 0 <= metrics["final_em_attacked"] <= 1
     assert metrics["final_strength_before"] > 0 and (tmp_path / "rr/rounds.png").is_file()
+
+    from components.atm import evaluate_step
+
+    models = {"sft": tmp_path / "g0", "atm": tmp_path / "atm/generator"}
+    scores = evaluate_step.run(
+        params, "tiny", data, out, tmp_path / "atm/attacker", models, tmp_path / "ev"
+    )
+    conditions = {key.split(".")[1] for key in scores if key.startswith("atm.")}
+    assert {"clean", "noise_1", "heldout_2_top", "heldout_3_random", "corroborated_3_top",
+            "attacker_top"} <= conditions  # fmt: skip
+    assert 0 <= scores["sft.heldout_1_top.adoption"] <= 1
+    assert scores["registered_version"] == 1.0 and scores["promoted"] == 1.0
+    assert (tmp_path / "ev/em_by_condition.png").is_file()

@@ -139,11 +139,40 @@ def evaluate(model_dir: Path, data_dir: Path, cfg: BenchConfig) -> dict[str, Any
     return out
 
 
+def train_arms(
+    profile: str, seed: int, root: Path, data: Path, base: Path, arms: tuple[str, ...], p: dict
+) -> dict[str, Path]:
+    """The models of `arms` under `root`/models, each trained by the product's steps unless it is
+    already on disk: vanilla SFT, KA (augment, then SFT from the base) and the DPO arms."""
+    from components.epi_finetune import step as finetune
+    from components.knowtuning import augment_step, compare_step
+    from components.knowtuning.params import KaParams, KcParams, KnowTuningParams
+
+    reports, checkpoints = root / "reports", root / "ckpt"
+    models = {"sft": root / "models/sft", "sft_ka": root / "models/sft_ka"}
+    if not models["sft"].is_dir():
+        finetune.run(p["sft"], profile, data, base, models["sft"], reports / "sft", checkpoints)
+    if "sft_ka" in arms and not models["sft_ka"].is_dir():
+        ka_data = root / "data_ka"
+        if not ka_data.is_dir():
+            params = KnowTuningParams(seed=seed, ka=p.get("ka", KaParams()))
+            augment_step.run(params, profile, data, base, ka_data, reports / "ka")
+        finetune.run(
+            p["sft"], profile, ka_data, base, models["sft_ka"], reports / "ka_sft", checkpoints
+        )
+    for arm in (a for a in arms if a in DPO_ARMS):
+        init, aspects = DPO_ARMS[arm]
+        models[arm] = root / f"models/{arm}"
+        if not models[arm].is_dir():
+            params = KnowTuningParams(seed=seed, kc=KcParams(aspects=aspects, dpo=p["dpo"]))
+            pairs = root / f"pairs/{arm}"
+            compare_step.run(params, profile, data, models[init], pairs, models[arm], reports / arm)
+    return models
+
+
 def run_seed(cfg: BenchConfig, seed: int, work: Path, arms: tuple[str, ...]) -> dict[str, Any]:
     from components.common.params import ModelParams
-    from components.epi_finetune import step as finetune
-    from components.knowtuning import augment_step, compare_step, data_step
-    from components.knowtuning.params import KcParams, KnowTuningParams
+    from components.knowtuning import data_step
     from components.pretrain import step as pretrain
 
     p = step_params(cfg, seed)
@@ -153,26 +182,7 @@ def run_seed(cfg: BenchConfig, seed: int, work: Path, arms: tuple[str, ...]) -> 
         data_step.run(p["data"], "tiny", data, reports / "data")
     if not base.is_dir():
         pretrain.run(p["base"], ModelParams(), "tiny", data, base, reports / "base")
-    models = {"sft": root / "models/sft", "sft_ka": root / "models/sft_ka"}
-    if not models["sft"].is_dir():
-        finetune.run(p["sft"], "tiny", data, base, models["sft"], reports / "sft", root / "ckpt")
-    if "sft_ka" in arms and not models["sft_ka"].is_dir():
-        ka_data = root / "data_ka"
-        augment_step.run(KnowTuningParams(seed=seed), "tiny", data, base, ka_data, reports / "ka")
-        finetune.run(
-            p["sft"], "tiny", ka_data, base, models["sft_ka"], reports / "ka_sft", root / "ckpt"
-        )
-    for arm in arms:
-        if arm not in DPO_ARMS:
-            continue
-        init, aspects = DPO_ARMS[arm]
-        models[arm] = root / f"models/{arm}"
-        if not models[arm].is_dir():
-            params = KnowTuningParams(seed=seed, kc=KcParams(aspects=aspects, dpo=p["dpo"]))
-            compare_step.run(
-                params, "tiny", data, models[init], root / f"pairs/{arm}", models[arm],
-                reports / arm,
-            )  # fmt: skip
+    models = train_arms("tiny", seed, root, data, base, arms, p)
     test = read_jsonl(data / "test.jsonl")
     return {
         "seed": seed,

@@ -27,19 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from components.common.io import read_json, read_jsonl, write_json, write_jsonl
-from experiments.knowtuning.benchmark import evaluate
+from experiments.knowtuning.benchmark import evaluate, train_arms
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "docs/results/knowtuning/smollm2"
 WORK = REPO / ".cache/knowtuning_smollm2"
 PHENOMENON_SEEDS = (100, 101, 102)
 COMPARE_SEEDS = (0, 1, 2)
-# arm -> (DPO init, aspects); the lane's arms: the claim (KnowTuning vs SFT) and the -KA, -KC arms
-DPO_ARMS = {
-    "sft_kc": ("sft", ("completeness", "factuality", "logicality")),
-    "knowtuning": ("sft_ka", ("completeness", "factuality", "logicality")),
-}
-ARMS = ("sft", "sft_ka", *DPO_ARMS)
+# the lane's arms (benchmark.DPO_ARMS defines the DPO ones): the claim (KnowTuning vs SFT) and
+# the -KA, -KC arms
+ARMS = ("sft", "sft_ka", "sft_kc", "knowtuning")
 
 # (country, continent, capital, official language, currency), in the answer's order
 COUNTRIES = (
@@ -206,42 +203,19 @@ def step_params(cfg: LaneConfig, seed: int, files: dict[str, Path]) -> dict[str,
 def run_seed(cfg: LaneConfig, seed: int, work: Path, arms: tuple[str, ...]) -> dict[str, Any]:
     from components.common.models import base_model_source
     from components.common.params import ModelParams
-    from components.epi_finetune import step as finetune
-    from components.knowtuning import augment_step, compare_step, data_step
-    from components.knowtuning.params import KcParams, KnowTuningParams
+    from components.knowtuning import data_step
 
     root = work / f"seed{seed}"
     files = write_user_files(seed, cfg, root / "user")
     p = step_params(cfg, seed, files)
-    data, reports = root / "data", root / "reports"
+    data = root / "data"
     cache = ModelParams(smollm2_cache_dir=str(REPO / ".cache/smollm2"))
     base = Path(base_model_source("smollm2", cache))
     if not data.is_dir():
-        data_step.run(p["data"], "smollm2", data, reports / "data")
+        data_step.run(p["data"], "smollm2", data, root / "reports/data")
     if not (data / "test_unseen.jsonl").is_file():
         (data / "test_unseen.jsonl").write_bytes(files["test_unseen"].read_bytes())
-    models = {"sft": root / "models/sft", "sft_ka": root / "models/sft_ka"}
-    if not models["sft"].is_dir():
-        finetune.run(p["sft"], "smollm2", data, base, models["sft"], reports / "sft", root / "ckpt")
-    if "sft_ka" in arms and not models["sft_ka"].is_dir():
-        ka_data = root / "data_ka"
-        if not ka_data.is_dir():
-            params = KnowTuningParams(seed=seed, ka=p["ka"])
-            augment_step.run(params, "smollm2", data, base, ka_data, reports / "ka")
-        finetune.run(
-            p["sft"], "smollm2", ka_data, base, models["sft_ka"], reports / "ka_sft", root / "ckpt"
-        )
-    for arm in arms:
-        if arm not in DPO_ARMS:
-            continue
-        init, aspects = DPO_ARMS[arm]
-        models[arm] = root / f"models/{arm}"
-        if not models[arm].is_dir():
-            params = KnowTuningParams(seed=seed, kc=KcParams(aspects=aspects, dpo=p["dpo"]))
-            compare_step.run(
-                params, "smollm2", data, models[init], root / f"pairs/{arm}", models[arm],
-                reports / arm,
-            )  # fmt: skip
+    models = train_arms("smollm2", seed, root, data, base, arms, p)
     test = read_jsonl(data / "test.jsonl")
     return {
         "seed": seed,

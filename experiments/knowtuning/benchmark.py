@@ -191,12 +191,14 @@ def run_seed(cfg: BenchConfig, seed: int, work: Path, arms: tuple[str, ...]) -> 
     }
 
 
-def run_stage(cfg: BenchConfig, seeds: tuple[int, ...], arms: tuple[str, ...], work: Path):
+def run_stage(cfg: Any, seeds: tuple[int, ...], arms: tuple[str, ...], work: Path, run=None):
+    """Each seed's results, `run(cfg, seed, work, arms)` (this benchmark's `run_seed` by default)
+    for a seed without its JSON under `work`/results yet, so a stopped stage resumes."""
     results = []
     for seed in seeds:
         path = work / "results" / f"{'-'.join(arms)}_seed{seed}.json"
         if not path.is_file():
-            write_json(path, run_seed(cfg, seed, work, arms))
+            write_json(path, (run or run_seed)(cfg, seed, work, arms))
         results.append(read_json(path))
     return results
 

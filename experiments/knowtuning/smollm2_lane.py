@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from components.common.io import read_json, read_jsonl, write_json, write_jsonl
-from experiments.knowtuning.benchmark import evaluate, train_arms
+from components.common.io import read_jsonl, write_json, write_jsonl
+from experiments.knowtuning.benchmark import evaluate, run_stage, train_arms
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "docs/results/knowtuning/smollm2"
@@ -259,16 +259,6 @@ def preregistration() -> dict[str, Any]:
     }
 
 
-def run_stage(cfg: LaneConfig, seeds: tuple[int, ...], arms: tuple[str, ...], work: Path):
-    results = []
-    for seed in seeds:
-        path = work / "results" / f"{'-'.join(arms)}_seed{seed}.json"
-        if not path.is_file():
-            write_json(path, run_seed(cfg, seed, work, arms))
-        results.append(read_json(path))
-    return results
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.knowtuning.smollm2_lane")
     parser.add_argument("stage", choices=["prereg", "phenomenon", "compare", "report"])
@@ -293,9 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(work)  # Trainer scratch folders land here
     cfg = LaneConfig()
     if args.stage == "phenomenon":
-        results = run_stage(cfg, tuple(args.seeds or PHENOMENON_SEEDS), ("sft",), work)
+        results = run_stage(cfg, tuple(args.seeds or PHENOMENON_SEEDS), ("sft",), work, run_seed)
     else:
-        results = run_stage(cfg, tuple(args.seeds or COMPARE_SEEDS), ARMS, work)
+        results = run_stage(cfg, tuple(args.seeds or COMPARE_SEEDS), ARMS, work, run_seed)
     write_json(out / f"{args.stage}.json", {"config": asdict(cfg), "seeds": results})
     return 0
 

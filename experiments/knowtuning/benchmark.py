@@ -240,12 +240,22 @@ def preregistration() -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.knowtuning.benchmark")
+def stage_cli(
+    argv: list[str] | None,
+    module: str,
+    defaults: tuple[Path, Path],
+    preregistration: Any,
+    cfg: Any,
+    run: Any,
+    arms: tuple[str, ...],
+) -> int:
+    """The order every KnowTuning lane follows: `prereg`, `phenomenon` (SFT only), `compare`
+    (`arms`; only after the phenomenon's results exist), `report`. `defaults`: (work, out)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}")
     parser.add_argument("stage", choices=["prereg", "phenomenon", "compare", "report"])
     parser.add_argument("--seeds", type=int, nargs="+")
-    parser.add_argument("--work", type=Path, default=WORK)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--work", type=Path, default=defaults[0])
+    parser.add_argument("--out", type=Path, default=defaults[1])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     out, work = args.out.resolve(), args.work.resolve()
@@ -255,24 +265,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage == "report":
         from experiments.knowtuning import report
 
-        report.write_report(out)
+        report.write_report(RESULTS)
         return 0
     if not (out / "preregistration.json").is_file():
         raise SystemExit("no preregistration.json: run `prereg` and commit it first")
+    if args.stage == "compare" and not (out / "phenomenon.json").is_file():
+        raise SystemExit("no phenomenon.json: run `phenomenon` and commit it first")
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
     os.chdir(work)  # Trainer scratch folders land here
-    cfg = BenchConfig()
     if args.stage == "phenomenon":
-        seeds = tuple(args.seeds or PHENOMENON_SEEDS)
-        results = run_stage(cfg, seeds, ("sft",), work)
+        results = run_stage(cfg, tuple(args.seeds or PHENOMENON_SEEDS), ("sft",), work, run)
     else:
-        if not (out / "phenomenon.json").is_file():
-            raise SystemExit("no phenomenon.json: run `phenomenon` and commit it first")
-        seeds = tuple(args.seeds or COMPARE_SEEDS)
-        results = run_stage(cfg, seeds, ARMS, work)
+        results = run_stage(cfg, tuple(args.seeds or COMPARE_SEEDS), arms, work, run)
     write_json(out / f"{args.stage}.json", {"config": asdict(cfg), "seeds": results})
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return stage_cli(
+        argv,
+        "experiments.knowtuning.benchmark",
+        (WORK, RESULTS),
+        preregistration,
+        BenchConfig(),
+        run_seed,
+        ARMS,
+    )
 
 
 if __name__ == "__main__":

@@ -18,22 +18,23 @@ of the countries; results are written per seed as they finish, so a stopped stag
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from components.common.io import read_jsonl, write_json, write_jsonl
-from experiments.knowtuning.benchmark import evaluate, run_stage, train_arms
+from components.common.io import read_jsonl, write_jsonl
+from experiments.knowtuning.benchmark import (
+    COMPARE_SEEDS,
+    PHENOMENON_SEEDS,
+    evaluate,
+    stage_cli,
+    train_arms,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "docs/results/knowtuning/smollm2"
 WORK = REPO / ".cache/knowtuning_smollm2"
-PHENOMENON_SEEDS = (100, 101, 102)
-COMPARE_SEEDS = (0, 1, 2)
 # the lane's arms (benchmark.DPO_ARMS defines the DPO ones): the claim (KnowTuning vs SFT) and
 # the -KA, -KC arms
 ARMS = ("sft", "sft_ka", "sft_kc", "knowtuning")
@@ -260,34 +261,15 @@ def preregistration() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.knowtuning.smollm2_lane")
-    parser.add_argument("stage", choices=["prereg", "phenomenon", "compare", "report"])
-    parser.add_argument("--seeds", type=int, nargs="+")
-    parser.add_argument("--work", type=Path, default=WORK)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    out, work = args.out.resolve(), args.work.resolve()
-    if args.stage == "prereg":
-        write_json(out / "preregistration.json", preregistration())
-        return 0
-    if args.stage == "report":
-        from experiments.knowtuning import report
-
-        report.write_report(out.parent)
-        return 0
-    if not (out / "preregistration.json").is_file():
-        raise SystemExit("no preregistration.json: run `prereg` and commit it first")
-    work.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
-    os.chdir(work)  # Trainer scratch folders land here
-    cfg = LaneConfig()
-    if args.stage == "phenomenon":
-        results = run_stage(cfg, tuple(args.seeds or PHENOMENON_SEEDS), ("sft",), work, run_seed)
-    else:
-        results = run_stage(cfg, tuple(args.seeds or COMPARE_SEEDS), ARMS, work, run_seed)
-    write_json(out / f"{args.stage}.json", {"config": asdict(cfg), "seeds": results})
-    return 0
+    return stage_cli(
+        argv,
+        "experiments.knowtuning.smollm2_lane",
+        (WORK, RESULTS),
+        preregistration,
+        LaneConfig(),
+        run_seed,
+        ARMS,
+    )
 
 
 if __name__ == "__main__":

@@ -273,10 +273,9 @@ def smollm2_section(lane: Path, img: Path) -> str:
         "falsified facts written by the base model. Each seed draws its own 30/10 split. "
         f"Budget on 2 CPU cores: SFT {cfg.sft_steps} steps (batch {cfg.sft_batch_size}, lr "
         f"{cfg.sft_learning_rate}), DPO {cfg.dpo_steps} steps (batch {cfg.dpo_batch_size}, lr "
-        f"{cfg.dpo_learning_rate}), about 14 minutes a seed for the four arms (measured on "
-        "an idle machine). The tiny lane's invented world was not used: SmolLM2 would first "
-        "have to learn it by continued pretraining (7.3 s per 1,024-token step here, about 45 "
-        "minutes a world). Run: "
+        f"{cfg.dpo_learning_rate}). The tiny lane's invented world was not used: SmolLM2 would "
+        "first have to learn it by continued pretraining, per world and seed, beyond a CPU "
+        "budget (the cost measured is in the lane's module docstring). Run: "
         "`python -m experiments.knowtuning.smollm2_lane phenomenon|compare`; preregistration "
         "`knowtuning/smollm2/preregistration.json`.",
         "",

@@ -5,6 +5,7 @@ adoption."""
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 
 from components.atm.attacks import adopted, heldout_fabrications, insert, perturb
@@ -47,8 +48,11 @@ def test_heldout_fabricator_values_and_templates():
     for fake in plain + shared:
         assert fake["fab_value"] != question.answer and fake["fab_value"] in fake["text"]
     assert len({f["text"] for f in plain}) == 3  # three different held-out templates
-    texts = [t for _, t in HELDOUT_FABRICATIONS]
-    assert all(any(t.split("{")[0] in f["text"] for t in texts) for f in plain)
+    patterns = [
+        re.compile(re.sub(r"\\\{\w+\\\}", ".+", re.escape(t)), re.IGNORECASE)
+        for _, t in HELDOUT_FABRICATIONS
+    ]
+    assert all(any(p.fullmatch(f["text"]) for p in patterns) for f in plain + shared)
 
 
 def test_adopted_compares_normalised_values():

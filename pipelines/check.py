@@ -17,14 +17,16 @@ import hashlib
 import sys
 from pathlib import Path
 
+from components.atm.questions import read_questions
 from components.common.io import ProjectError, write_json
 from components.common.msd import domain_cases, require_lesions
 from components.common.records import load_user_records
+from components.common.retrieval import read_corpus
 from pipelines.params import ProjectParams, load_project_params
 
 # the first stages of dvc.yaml: each depends on its manifest (grm_data reads no user data, but
 # depending on an empty manifest makes the check run before it too)
-FIRST_STAGES = ("data_prep", "ct_data", "grm_data", "knowtuning_data")
+FIRST_STAGES = ("data_prep", "ct_data", "grm_data", "knowtuning_data", "atm_data")
 
 
 def md5_of(path: Path) -> str:
@@ -55,16 +57,23 @@ def user_inputs(params: ProjectParams) -> dict[str, dict[str, str]]:
             inputs["knowtuning_data"][f"knowtuning_data.{key}"] = getattr(
                 params.knowtuning_data, key
             )
+    for key in ("corpus_file", "questions_file"):
+        if getattr(params.atm_data, key):
+            inputs["atm_data"][f"atm_data.{key}"] = getattr(params.atm_data, key)
     if params.ct_data.source == "msd":
         for name, folder in params.ct_data.msd_domains.items():
             inputs["ct_data"][f"ct_data.msd_domains.{name}"] = folder
     return inputs
 
 
-def check_jsonl(key: str, path: Path) -> None:
-    """Every record of a user's SFT file is well-formed (its content is data_prep's to judge)."""
+def check_file_exists(key: str, path: Path) -> None:
     if not path.is_file():
         raise ProjectError("file not found", file=path, field=key)
+
+
+def check_jsonl(key: str, path: Path) -> None:
+    """Every record of a user's SFT file is well-formed (its content is data_prep's to judge)."""
+    check_file_exists(key, path)
     load_user_records(path)
 
 
@@ -93,11 +102,21 @@ def check_seg_domains(params: ProjectParams) -> None:
         require_lesions({name: domain_cases(ct.msd_domains[name]) for name in seg.train_domains})
 
 
+def check_atm_files(params: ProjectParams) -> None:
+    """ATM's corpus and questions, line by line (a question's gold ids must be corpus ids)."""
+    data = params.atm_data
+    if data.corpus_file is None or data.questions_file is None:
+        return
+    corpus = read_corpus(data.corpus_file)
+    read_questions(Path(data.questions_file), {document.id for document in corpus})
+
+
 # how each first stage's inputs are checked (JSONL files, MSD task folders)
 CHECK_INPUT = {
     "data_prep": check_jsonl,
     "ct_data": check_msd_folder,
     "knowtuning_data": check_jsonl,
+    "atm_data": check_file_exists,  # their content together: check_atm_files
 }
 
 
@@ -108,6 +127,7 @@ def check(params: ProjectParams) -> dict[str, dict]:
         for key, path in paths.items():
             CHECK_INPUT[stage](key, Path(path))
     check_seg_domains(params)
+    check_atm_files(params)
     return {
         stage: {
             key: {"path": path, "files": describe_files(Path(path))} for key, path in paths.items()

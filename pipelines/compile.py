@@ -14,7 +14,7 @@ from typing import Any
 from kfp import compiler
 
 from components.common.io import ProjectError
-from pipelines import full, knowtuning, llm, reward, segmentation
+from pipelines import atm, full, knowtuning, llm, reward, segmentation
 from pipelines.params import load_project_params
 from pipelines.tasks import WORKSPACE_DEFAULTS
 
@@ -23,6 +23,7 @@ PIPELINES = {
     "reward": reward.build_pipeline,
     "segmentation": segmentation.build_pipeline,
     "knowtuning": knowtuning.build_pipeline,
+    "atm": atm.build_pipeline,
     "full": full.build_pipeline,
 }
 

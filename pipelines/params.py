@@ -9,6 +9,7 @@ import os
 
 from pydantic import Field
 
+from components.atm.params import AtmDataParams, AtmParams, RetrieveParams
 from components.common.params import ModelParams, Profile, StrictModel, load_params
 from components.ct_data.params import CtDataParams
 from components.data_prep.params import DataPrepParams
@@ -38,6 +39,14 @@ class ProjectParams(StrictModel):
     knowtuning_base: PretrainParams = Field(default_factory=PretrainParams)
     knowtuning_sft: FinetuneParams = Field(default_factory=lambda: FinetuneParams(method="full"))
     knowtuning: KnowTuningParams = Field(default_factory=KnowTuningParams)
+    # ATM: its models' architecture (a longer context), its base and warm-ups through pretrain
+    # and finetune, and its own sections
+    atm_model: ModelParams = ModelParams()
+    atm_data: AtmDataParams = Field(default_factory=AtmDataParams)
+    atm_retrieve: RetrieveParams = Field(default_factory=RetrieveParams)
+    atm_base: PretrainParams = Field(default_factory=PretrainParams)
+    atm_sft: FinetuneParams = Field(default_factory=lambda: FinetuneParams(method="full"))
+    atm: AtmParams = Field(default_factory=AtmParams)
 
 
 def load_project_params(

@@ -25,7 +25,7 @@ from typing import IO
 
 # first stage(s) of each lane: `dvc repro --downstream` runs them and everything after them
 LANES: dict[str, tuple[str, ...]] = {
-    "llm": ("data_prep",),
+    "llm+atm": ("data_prep", "atm_data"),
     "seg+grm+kt": ("ct_data", "grm_data", "knowtuning_data"),
 }
 # what runs before the lanes, alone: it validates params.yaml and the user's files for all of them

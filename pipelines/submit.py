@@ -40,7 +40,7 @@ from pipelines.params import ProjectParams, load_project_params
 
 REACH_TIMEOUT_S = 10
 MULTI_NODE_PIPELINES = {"llm", "full"}  # the ones with a fine-tuning step
-WORKSPACE_PIPELINES = {"llm", "reward", "full"}  # the ones that pass language models along
+WORKSPACE_PIPELINES = {"llm", "reward", "knowtuning", "atm", "full"}  # they pass LMs along
 # The accounts KFP runs pipelines as, to which k8s/overlays/{standalone,profile} bind the TrainJob
 # launcher's Role.
 STANDALONE_SERVICE_ACCOUNT = "pipeline-runner"

@@ -74,6 +74,18 @@ HEADLINES: dict[str, tuple[Figure, ...]] = {
         Figure("held-out completeness, SFT", "test.sft.completeness"),
         Figure("held-out completeness, KnowTuning", "test.kt.completeness"),
     ),
+    "atm_data": (Figure("training questions", "train_questions"),),
+    "atm_index": (Figure("documents embedded", "documents"),),
+    "atm_retrieve": (Figure("test recall@5, dense", "test.dense.recall@5"),),
+    "atm_base": (Figure("final loss", "final_loss"),),
+    "atm_generator_sft": (Figure("final loss", "final_loss"),),
+    "atm_attacker_sft": (Figure("final loss", "final_loss"),),
+    "atm_rounds": (Figure("last round's dev EM under attack", "final_em_attacked"),),
+    "atm_evaluate": (
+        Figure("test EM clean, ATM", "atm.clean.em"),
+        Figure("test EM, 2 held-out fabrications on top, SFT", "sft.heldout_2_top.em"),
+        Figure("test EM, 2 held-out fabrications on top, ATM", "atm.heldout_2_top.em"),
+    ),
 }
 PASS, MISS, RAN, NOT_RUN = "PASS", "MISS", "ran", "not run"
 MLFLOW_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default

@@ -6,9 +6,10 @@ attacks every arm is evaluated on.
 - `perturb`: the spec's MITO data default: non-gold genuine documents dropped with `drop_ratio`
   and duplicated with `duplicate_ratio`, then the whole list permuted (the gold document is never
   dropped).
-- `heldout_fabrications`: the test-time fabricator that differs from the trained attacker: the
-  world's held-out templates, each fabrication with its own wrong value, or all sharing one
-  ("corroborated", the hardest).
+- `template_fabrications`: the world's template fabricator. With the held-out templates it is
+  the test-time fabricator that differs from the trained attacker, each fabrication with its own
+  wrong value, or all sharing one ("corroborated", the hardest); with the training templates it
+  makes the Static-Aug baseline's fabrications.
 - `adopted`: the prediction is a value a fabrication asserted."""
 
 from __future__ import annotations
@@ -53,19 +54,20 @@ def perturb(
     return out
 
 
-def heldout_fabrications(
+def template_fabrications(
     question: world.Question,
     people: dict[str, world.Person],
     values: dict[str, Sequence[str]],
     count: int,
     corroborated: bool,
     rng: random.Random,
+    templates: Sequence[tuple[str, str]] = world.HELDOUT_FABRICATIONS,
 ) -> list[dict[str, Any]]:
-    """`count` documents from the held-out templates (distinct while they last), each asserting a
-    wrong value: its own draw, or one shared draw when `corroborated`."""
+    """`count` documents from `templates` (distinct while they last), each asserting a wrong
+    value: its own draw, or one shared draw when `corroborated`."""
     person = people[question.person]
     shared = world.wrong_value(person, question.relation, people, values, rng)
-    templates = rng.sample(world.HELDOUT_FABRICATIONS, min(count, len(world.HELDOUT_FABRICATIONS)))
+    templates = rng.sample(list(templates), min(count, len(templates)))
     out = []
     for i in range(count):
         value = (

@@ -23,11 +23,10 @@ from typing import Any
 
 from components.atm import attacker, prompts, world
 from components.atm.params import AtmDataParams, AtmDataStep
+from components.atm.questions import SPLITS, read_questions
 from components.common.cli import path_arguments, step_main, step_parser
 from components.common.io import (
-    ProjectError,
     atomic_path,
-    read_numbered_jsonl,
     write_json,
     write_jsonl,
 )
@@ -37,7 +36,6 @@ from components.common.retrieval import Document, read_corpus
 from components.common.tracking import step_run
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "dev", "test")
 CORPUS_COLUMNS = ["line", "id", "title", "text"]
 # the fixed text of the prompts, so the tiny tokenizer has their words as tokens
 TEMPLATE_TEXTS = [
@@ -78,35 +76,6 @@ def world_data(params: AtmDataParams) -> tuple[list[Document], dict[str, list[di
         "pretraining": built.pretraining,
     }
     return built.corpus, questions, payload
-
-
-def read_questions(path: Path, corpus_ids: set[str]) -> dict[str, list[dict]]:
-    """The user's questions by split; each field checked, gold ids looked up in the corpus."""
-    questions: dict[str, list[dict]] = {split: [] for split in SPLITS}
-    for line, raw in read_numbered_jsonl(path):
-
-        def bad(field: str, message: str, line: int = line) -> ProjectError:
-            return ProjectError(message, file=path, line=line, field=field)
-
-        for field in ("id", "question"):
-            if not isinstance(raw.get(field), str) or not raw[field].strip():
-                raise bad(field, "must be a non-empty string")
-        answers = raw.get("answers")
-        if not (isinstance(answers, list) and answers and all(isinstance(a, str) for a in answers)):
-            raise bad("answers", "must be a non-empty list of strings")
-        if raw.get("split") not in SPLITS:
-            raise bad("split", f"must be one of {', '.join(SPLITS)}")
-        gold = raw.get("gold", [])
-        unknown = [g for g in gold if g not in corpus_ids] if isinstance(gold, list) else [gold]
-        if unknown:
-            raise bad("gold", f"not a corpus id: {unknown[0]!r}")
-        questions[raw["split"]].append(
-            {k: raw[k] for k in ("id", "question", "answers")}
-            | {"gold": gold, "meta": raw.get("meta", {}), "line": line}
-        )
-    if not questions["train"] or not questions["test"]:
-        raise ProjectError("needs train and test questions", file=path, field="split")
-    return questions
 
 
 def all_questions(questions: dict[str, list[dict]]) -> list[tuple[str, dict]]:

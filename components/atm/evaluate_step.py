@@ -63,7 +63,7 @@ def conditions(
     for n in COUNTS:
         for corroborated in (False, True):
             made = [
-                attacks.heldout_fabrications(
+                attacks.template_fabrications(
                     question(q), people, state["values"], n, corroborated, rng
                 )
                 for q in tests

@@ -121,6 +121,14 @@ def mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
+def turn_run(t: int, agent: str):
+    """A nested MLflow run per turn: each Trainer logs its own arguments and curves there (two
+    Trainers in one run would clash on their logged parameters)."""
+    import mlflow
+
+    return mlflow.start_run(run_name=f"round{t}-{agent}", nested=True)
+
+
 def play_round(
     t: int,
     params: AtmParams,
@@ -156,7 +164,8 @@ def play_round(
     if params.attacker.update and pairs:
         trained = work / f"attacker{t}"
         dpo = params.attacker.dpo.model_copy(update={"seed": params.seed + t})
-        train_preferences(dpo, adversary, pairs, trained, report_dir / f"round{t}" / "attacker")
+        with turn_run(t, "attacker"):
+            train_preferences(dpo, adversary, pairs, trained, report_dir / f"round{t}/attacker")
         adversary = trained
     probe_fabs = fabricate(adversary, probe, params)
     after = mean(flat(strengths(generator, probe, probe_fabs, length)))
@@ -164,7 +173,10 @@ def play_round(
     rows = mito_rows(questions, fresh, params, rng)
     next_generator = work / f"generator{t}"
     turn_reports = report_dir / f"round{t}" / "generator"
-    mito = train_mito(params.mito, generator, rows, next_generator, turn_reports, params.seed + t)
+    with turn_run(t, "generator"):
+        mito = train_mito(
+            params.mito, generator, rows, next_generator, turn_reports, params.seed + t
+        )
     clean = exact_matches(next_generator, probe, [q["ctxs"] for q in probe], params)
     on_top = [
         attacks.insert(q["ctxs"], fs, "top", rng) for q, fs in zip(probe, probe_fabs, strict=True)

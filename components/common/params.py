@@ -42,6 +42,12 @@ PROJECT_SECTIONS = (
     "knowtuning_base",
     "knowtuning_sft",
     "knowtuning",
+    "atm_model",
+    "atm_data",
+    "atm_retrieve",
+    "atm_base",
+    "atm_sft",
+    "atm",
 )
 
 

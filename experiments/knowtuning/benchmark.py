@@ -16,21 +16,17 @@ that aspect's pairs)."""
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from components.common.io import read_json, read_jsonl, write_json
+from components.common.io import read_jsonl
+from experiments.lanes import COMPARE_SEEDS, PHENOMENON_SEEDS, stage_cli
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "docs/results/knowtuning"
 WORK = REPO / ".cache/knowtuning_benchmark"
 ASPECTS = ("completeness", "factuality", "logicality")
-PHENOMENON_SEEDS = (100, 101, 102)
-COMPARE_SEEDS = (0, 1, 2)
 # arm -> (DPO init, aspects); None: no DPO (the SFT models themselves)
 DPO_ARMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "sft_kc": ("sft", ASPECTS),
@@ -191,18 +187,6 @@ def run_seed(cfg: BenchConfig, seed: int, work: Path, arms: tuple[str, ...]) -> 
     }
 
 
-def run_stage(cfg: Any, seeds: tuple[int, ...], arms: tuple[str, ...], work: Path, run=None):
-    """Each seed's results, `run(cfg, seed, work, arms)` (this benchmark's `run_seed` by default)
-    for a seed without its JSON under `work`/results yet, so a stopped stage resumes."""
-    results = []
-    for seed in seeds:
-        path = work / "results" / f"{'-'.join(arms)}_seed{seed}.json"
-        if not path.is_file():
-            write_json(path, (run or run_seed)(cfg, seed, work, arms))
-        results.append(read_json(path))
-    return results
-
-
 def preregistration() -> dict[str, Any]:
     return {
         "written": "before any run of this benchmark; committed with the code",
@@ -240,46 +224,10 @@ def preregistration() -> dict[str, Any]:
     }
 
 
-def stage_cli(
-    argv: list[str] | None,
-    module: str,
-    defaults: tuple[Path, Path],
-    preregistration: Any,
-    cfg: Any,
-    run: Any,
-    arms: tuple[str, ...],
-) -> int:
-    """The order every KnowTuning lane follows: `prereg`, `phenomenon` (SFT only), `compare`
-    (`arms`; only after the phenomenon's results exist), `report`. `defaults`: (work, out)."""
-    parser = argparse.ArgumentParser(prog=f"python -m {module}")
-    parser.add_argument("stage", choices=["prereg", "phenomenon", "compare", "report"])
-    parser.add_argument("--seeds", type=int, nargs="+")
-    parser.add_argument("--work", type=Path, default=defaults[0])
-    parser.add_argument("--out", type=Path, default=defaults[1])
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    out, work = args.out.resolve(), args.work.resolve()
-    if args.stage == "prereg":
-        write_json(out / "preregistration.json", preregistration())
-        return 0
-    if args.stage == "report":
-        from experiments.knowtuning import report
+def write_report() -> None:
+    from experiments.knowtuning import report
 
-        report.write_report(RESULTS)
-        return 0
-    if not (out / "preregistration.json").is_file():
-        raise SystemExit("no preregistration.json: run `prereg` and commit it first")
-    if args.stage == "compare" and not (out / "phenomenon.json").is_file():
-        raise SystemExit("no phenomenon.json: run `phenomenon` and commit it first")
-    work.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
-    os.chdir(work)  # Trainer scratch folders land here
-    if args.stage == "phenomenon":
-        results = run_stage(cfg, tuple(args.seeds or PHENOMENON_SEEDS), ("sft",), work, run)
-    else:
-        results = run_stage(cfg, tuple(args.seeds or COMPARE_SEEDS), arms, work, run)
-    write_json(out / f"{args.stage}.json", {"config": asdict(cfg), "seeds": results})
-    return 0
+    report.write_report(RESULTS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         BenchConfig(),
         run_seed,
         ARMS,
+        write_report,
     )
 
 

@@ -24,13 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from components.common.io import read_jsonl, write_jsonl
-from experiments.knowtuning.benchmark import (
-    COMPARE_SEEDS,
-    PHENOMENON_SEEDS,
-    evaluate,
-    stage_cli,
-    train_arms,
-)
+from experiments.knowtuning.benchmark import evaluate, train_arms, write_report
+from experiments.lanes import COMPARE_SEEDS, PHENOMENON_SEEDS, stage_cli
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "docs/results/knowtuning/smollm2"
@@ -269,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         LaneConfig(),
         run_seed,
         ARMS,
+        write_report,
     )
 
 

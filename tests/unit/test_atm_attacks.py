@@ -8,8 +8,8 @@ import random
 import re
 from collections import Counter
 
-from components.atm.attacks import adopted, heldout_fabrications, insert, perturb
-from components.atm.world import HELDOUT_FABRICATIONS, build_world
+from components.atm.attacks import adopted, insert, perturb, template_fabrications
+from components.atm.world import HELDOUT_FABRICATIONS, TRAIN_FABRICATIONS, build_world
 
 CTXS = [{"id": f"d{i}", "title": "T", "text": f"x{i}."} for i in range(4)]
 FAKES = [{"id": "f0", "title": "T", "text": "lie.", "fab_value": "lute"}]
@@ -37,22 +37,28 @@ def test_perturb_keeps_gold_and_fabrications_and_permutes():
     assert sorted(c["id"] for c in out) == sorted(c["id"] for c in listed)
 
 
-def test_heldout_fabricator_values_and_templates():
+def test_template_fabricator_values_and_templates():
     built = build_world(30, seed=4)
     people = {p.name: p for p in built.people}
     question = built.questions["test"][0]
     rng = random.Random(5)
-    plain = heldout_fabrications(question, people, built.values, 3, False, rng)
-    shared = heldout_fabrications(question, people, built.values, 3, True, rng)
+    plain = template_fabrications(question, people, built.values, 3, False, rng)
+    shared = template_fabrications(question, people, built.values, 3, True, rng)
     assert len({f["fab_value"] for f in shared}) == 1
     for fake in plain + shared:
         assert fake["fab_value"] != question.answer and fake["fab_value"] in fake["text"]
     assert len({f["text"] for f in plain}) == 3  # three different held-out templates
-    patterns = [
-        re.compile(re.sub(r"\\\{\w+\\\}", ".+", re.escape(t)), re.IGNORECASE)
-        for _, t in HELDOUT_FABRICATIONS
-    ]
-    assert all(any(p.fullmatch(f["text"]) for p in patterns) for f in plain + shared)
+    assert all(matches_a_template(f["text"], HELDOUT_FABRICATIONS) for f in plain + shared)
+    static = template_fabrications(
+        question, people, built.values, 2, False, rng, TRAIN_FABRICATIONS
+    )
+    assert all(matches_a_template(f["text"], TRAIN_FABRICATIONS) for f in static)
+    assert not any(matches_a_template(f["text"], HELDOUT_FABRICATIONS) for f in static)
+
+
+def matches_a_template(text: str, templates) -> bool:
+    patterns = [re.compile(re.sub(r"\\\{\w+\\\}", ".+", re.escape(t)), re.I) for _, t in templates]
+    return any(p.fullmatch(text) for p in patterns)
 
 
 def test_adopted_compares_normalised_values():

@@ -138,3 +138,20 @@ def test_every_stage_runs_after_the_check():
     assert first == set(FIRST_STAGES)
     for name in FIRST_STAGES:
         assert f"data/inputs/{name}.json" in stages[name]["deps"]
+
+
+def test_atm_corpus_and_questions_are_listed_and_a_bad_gold_id_is_named(tmp_path, capsys):
+    corpus, questions = tmp_path / "corpus.jsonl", tmp_path / "questions.jsonl"
+    corpus.write_text('{"id": "d1", "title": "A", "text": "Kobami plays the harp."}\n')
+    good = '{"id": "q1", "question": "Q?", "answers": ["harp"], "split": "train", "gold": ["d1"]}'
+    questions.write_text(good + "\n" + good.replace("q1", "q2").replace("train", "test") + "\n")
+    params = {"atm_data": {"corpus_file": str(corpus), "questions_file": str(questions)}}
+    code, manifests = run_check(tmp_path, params)
+    assert code == 0
+    assert set(manifests["atm_data"]) == {"atm_data.corpus_file", "atm_data.questions_file"}
+    questions.write_text(good.replace('["d1"]', '["d9"]') + "\n")
+    (tmp_path / "again").mkdir()
+    code, manifests = run_check(tmp_path / "again", params)
+    error = capsys.readouterr().err
+    assert code == 2 and manifests == {}
+    assert "questions.jsonl:1 [gold]: not a corpus id: 'd9'" in error

@@ -1,7 +1,7 @@
 """The order every benchmark lane follows, and its resumable runner:
 
     python -m experiments.<method>.<lane> prereg      # preregistration.json (commit it first)
-    python -m experiments.<method>.<lane> phenomenon  # the baseline alone, seeds 100-102
+    python -m experiments.<method>.<lane> phenomenon  # the baseline alone (seeds 100-102)
     python -m experiments.<method>.<lane> compare     # every arm, seeds 0 1 2 (new worlds)
     python -m experiments.<method>.<lane> report      # the results page
 
@@ -54,8 +54,10 @@ def stage_cli(
     arms: tuple[str, ...],
     report: Callable[[], None],
     phenomenon_arms: tuple[str, ...] = ("sft",),
+    phenomenon_seeds: tuple[int, ...] = PHENOMENON_SEEDS,
 ) -> int:
-    """`defaults`: (work, out); `phenomenon_arms`: the baseline arms the phenomenon stage runs."""
+    """`defaults`: (work, out); `phenomenon_arms`: the baseline arms the phenomenon stage runs,
+    on `phenomenon_seeds` (the comparison's own seeds when its baseline models are reused)."""
     parser = argparse.ArgumentParser(prog=f"python -m {module}")
     parser.add_argument("stage", choices=["prereg", "phenomenon", "compare", "report"])
     parser.add_argument("--seeds", type=int, nargs="+")
@@ -78,7 +80,7 @@ def stage_cli(
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
     os.chdir(work)  # Trainer scratch folders land here
     if args.stage == "phenomenon":
-        seeds, stage_arms = tuple(args.seeds or PHENOMENON_SEEDS), phenomenon_arms
+        seeds, stage_arms = tuple(args.seeds or phenomenon_seeds), phenomenon_arms
     else:
         seeds, stage_arms = tuple(args.seeds or COMPARE_SEEDS), arms
     results = run_stage(cfg, seeds, stage_arms, work, run)

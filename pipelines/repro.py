@@ -25,8 +25,8 @@ from typing import IO
 
 # first stage(s) of each lane: `dvc repro --downstream` runs them and everything after them
 LANES: dict[str, tuple[str, ...]] = {
-    "llm+atm": ("data_prep", "atm_data"),
-    "seg+grm+kt": ("ct_data", "grm_data", "knowtuning_data"),
+    "llm+kt": ("data_prep", "knowtuning_data"),
+    "seg+grm+atm": ("ct_data", "grm_data", "atm_data"),
 }
 # what runs before the lanes, alone: it validates params.yaml and the user's files for all of them
 FIRST = "check"

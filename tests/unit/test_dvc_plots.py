@@ -26,6 +26,9 @@ SERIES = {
     "reports/knowtuning/sft/loss.csv",
     "reports/knowtuning/ka/loss.csv",
     "reports/knowtuning/compare/dpo_curves.csv",
+    "reports/atm/base/loss.csv",
+    "reports/atm/generator_sft/loss.csv",
+    "reports/atm/attacker_sft/loss.csv",
 }
 
 

@@ -99,6 +99,15 @@ def test_one_round_trains_both_agents_and_reports_strength_and_em(tmp_path, mlfl
     history = read_json(tmp_path / "rr/rounds.json")
     assert [h["round"] for h in history] == [1.0] and 0 <= metrics["final_em_attacked"] <= 1
     assert metrics["final_strength_before"] > 0 and (tmp_path / "rr/rounds.png").is_file()
+    import mlflow
+
+    # each turn's Trainer logs into its own nested run: its arguments never clash with the other's
+    turns = mlflow.search_runs(
+        search_all_experiments=True, filter_string="attributes.run_name LIKE 'round1-%'"
+    )
+    assert sorted(turns["tags.mlflow.runName"]) == ["round1-attacker", "round1-generator"]
+    assert turns["tags.mlflow.parentRunId"].notna().all()
+    assert sorted(turns["params.max_steps"]) == ["1", "2"]  # DPO's 1 step, MITO's 2
 
     from components.atm import evaluate_step
 

@@ -45,7 +45,11 @@ class BenchConfig:
     """The benchmark's sizes: ours, chosen for 2 CPU cores (the spec's in the comments)."""
 
     people: int = 300  # spec: 3,000
+    hidden_size: int = 128  # spec: 256
+    intermediate_size: int = 256  # spec: 768
     base_steps: int = 400  # spec: 2,000
+    base_block_size: int = 64  # spec: up to 512
+    top_k: int = 5  # spec: 5
     sft_steps: int = 1200
     sft_learning_rate: float = 1e-3
     attacker_sft_steps: int = 300
@@ -114,9 +118,20 @@ def step_params(cfg: BenchConfig, seed: int) -> dict[str, Any]:
     )
     return {
         "data": AtmDataParams(seed=seed, people=cfg.people),
-        "retrieve": RetrieveParams(seed=seed),
-        "model": ModelParams(tiny=TinyModelParams(max_position_embeddings=512)),
-        "base": PretrainParams(seed=seed, max_steps=cfg.base_steps, learning_rate=3e-3),
+        "retrieve": RetrieveParams(seed=seed, top_k=cfg.top_k),
+        "model": ModelParams(
+            tiny=TinyModelParams(
+                hidden_size=cfg.hidden_size,
+                intermediate_size=cfg.intermediate_size,
+                max_position_embeddings=512,
+            )
+        ),
+        "base": PretrainParams(
+            seed=seed,
+            max_steps=cfg.base_steps,
+            learning_rate=3e-3,
+            block_size=cfg.base_block_size,
+        ),
         "sft": sft(cfg.sft_steps),
         "attacker_sft": sft(cfg.attacker_sft_steps),
         "atm": atm,

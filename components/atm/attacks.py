@@ -10,6 +10,9 @@ attacks every arm is evaluated on.
   the test-time fabricator that differs from the trained attacker, each fabrication with its own
   wrong value, or all sharing one ("corroborated", the hardest); with the training templates it
   makes the Static-Aug baseline's fabrications.
+- `counterfactuals`: the fabricator for any corpus (a user's data has no templates): copies of
+  the retrieved documents that state the answer, the answer replaced by a wrong one drawn from
+  other questions' answers.
 - `adopted`: the prediction is a value a fabrication asserted."""
 
 from __future__ import annotations
@@ -79,6 +82,32 @@ def template_fabrications(
         document = world.fabricate(question, value, template, f"fab-{question.id}-{i}")
         out.append(
             {"id": document.id, "title": document.title, "text": document.text, "fab_value": value}
+        )
+    return out
+
+
+def counterfactuals(
+    ctxs: Sequence[dict[str, Any]],
+    answers: Sequence[str],
+    pool: Sequence[str],
+    count: int,
+    rng: random.Random,
+    doc_id: str,
+) -> list[dict[str, Any]]:
+    """`count` counterfactual documents: a retrieved document that states an answer (in turn),
+    every answer in it replaced by its own wrong value from `pool`. None when no retrieved
+    document states an answer in its text, or `pool` has no wrong value."""
+    gold = {normalize_answer(a) for a in answers}
+    wrong = sorted({v for v in pool if normalize_answer(v) not in gold})
+    sources = [c for c in ctxs if any(a in c["text"] for a in answers)]
+    out = []
+    for i in range(count if sources and wrong else 0):
+        source, value = sources[i % len(sources)], rng.choice(wrong)
+        text = source["text"]
+        for answer in sorted(answers, key=len, reverse=True):
+            text = text.replace(answer, value)
+        out.append(
+            {"id": f"{doc_id}-{i}", "title": source["title"], "text": text, "fab_value": value}
         )
     return out
 

@@ -13,11 +13,13 @@ Conditions (each a list per test question; `n` fabrications):
   attacker never trained on, each with its own wrong value), on top or at random positions;
 - `corroborated_n_top`: n held-out fabrications sharing one wrong value (the hardest);
 - `attacker_top`: the trained attacker's own fabrications on top (when `--attacker` is given).
-The fabricator conditions need the world (world.json); a user's data gets clean, noise and
-attacker. Per model and condition: EM, and on attacked lists the adoption rate (the answer is a
-fabricated value); EM split by popular and tail people for the world. The last model named is
-registered as `atm-generator` (challenger; champion when its EM under the held-out attack beats
-the champion's)."""
+The template fabricators need the world (world.json); a user's data gets clean, noise,
+`counterfactual_n_top` (copies of the retrieved documents that state the answer, the answer
+replaced by another question's: attacks.counterfactuals) and attacker. Per model and condition:
+EM, and on attacked lists the adoption rate (the answer is a fabricated value); for the world,
+EM over popular and over tail people apart (`em_popular`, `em_tail`). The last model
+named is registered as `atm-generator` (challenger; champion when its EM under the held-out
+attack, `counterfactual_2_top` for a user's data, beats the champion's)."""
 
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 REGISTERED_NAME = "atm-generator"
 COUNTS = (1, 2, 3)
 HEADLINE = "heldout_2_top"  # the registry's condition (spec acceptance 2: n_fab 1-2)
+USER_HEADLINE = "counterfactual_2_top"  # the same, for a user's data
 
 
 def conditions(
@@ -58,7 +61,17 @@ def conditions(
             noise = [{**d, "is_fab": False} for d in rng.sample(others, min(n, len(others)))]
             lists.append((attacks.insert(q["ctxs"], noise, "random", rng), []))
         out[f"noise_{n}"] = lists
-    if not people:
+    if not people:  # a user's data: the counterfactual fabricator, on top
+        pool = [a for q in tests for a in q["answers"]]
+        for n in COUNTS:
+            made = [
+                attacks.counterfactuals(q["ctxs"], q["answers"], pool, n, rng, f"cf-{q['id']}")
+                for q in tests
+            ]
+            out[f"counterfactual_{n}_top"] = [
+                (attacks.insert(q["ctxs"], fs, "top", rng), fs)
+                for q, fs in zip(tests, made, strict=True)
+            ]
         return out
     for n in COUNTS:
         for corroborated in (False, True):
@@ -118,6 +131,16 @@ def score_model(
     return metrics, predictions
 
 
+def em_by_popularity(predictions: list[dict], popular: dict[str, bool]) -> dict[str, float]:
+    """`<model>.<condition>.em_popular` and `.em_tail`: EM over the questions about popular people
+    (whose bios the base read repeatedly: parametric memory) and over the rest (PopQA-like)."""
+    totals: dict[str, list[int]] = {}
+    for row in predictions:
+        group = "em_popular" if popular[row["id"]] else "em_tail"
+        totals.setdefault(f"{row['model']}.{row['condition']}.{group}", []).append(int(row["em"]))
+    return {key: sum(hits) / len(hits) for key, hits in totals.items()}
+
+
 def run(
     params: AtmParams,
     profile: Profile,
@@ -139,7 +162,8 @@ def run(
     tests = read_jsonl(retrieved_dir / "test.jsonl")
     corpus = read_jsonl(data_dir / "corpus.jsonl")
     with step_run("atm_evaluate", profile, params):
-        lists = conditions(tests, corpus, read_json(data_dir / "world.json"), params.seed)
+        state = read_json(data_dir / "world.json")
+        lists = conditions(tests, corpus, state, params.seed)
         if attacker_dir is not None:
             made = fabricate(attacker_dir, tests, params)
             lists["attacker_top"] = [
@@ -153,6 +177,11 @@ def run(
             metrics |= {f"{name}.{k}": v for k, v in scores.items()}
             predictions += [{"model": name, **a} for a in answers]
         write_jsonl(report_dir / "predictions.jsonl", predictions)
+        popular = {p["name"] for p in state.get("people", []) if p["popular"]}
+        if popular:
+            metrics |= em_by_popularity(
+                predictions, {q["id"]: q["meta"]["person"] in popular for q in tests}
+            )
         shown = [c for c in lists if not c.startswith("noise_") or c == "noise_2"]
         png = grouped_bar_plot(
             {c: {name: (metrics[f"{name}.{c}.em"], 0.0) for name in models} for c in shown},
@@ -163,7 +192,9 @@ def run(
         mlflow.log_metrics(metrics)
         mlflow.log_artifact(str(png), artifact_path="plots")
         final = list(models)[-1]
-        headline = HEADLINE if f"{final}.{HEADLINE}.em" in metrics else "attacker_top"
+        headline = next(
+            (h for h in (HEADLINE, USER_HEADLINE) if f"{final}.{h}.em" in metrics), "attacker_top"
+        )
         value = metrics.get(f"{final}.{headline}.em", metrics[f"{final}.clean.em"])
         model, tokenizer = load_causal_lm(models[final])
         info = log_answering_model(model, tokenizer, params.max_answer_tokens)

@@ -8,7 +8,13 @@ import random
 import re
 from collections import Counter
 
-from components.atm.attacks import adopted, insert, perturb, template_fabrications
+from components.atm.attacks import (
+    adopted,
+    counterfactuals,
+    insert,
+    perturb,
+    template_fabrications,
+)
 from components.atm.world import HELDOUT_FABRICATIONS, TRAIN_FABRICATIONS, build_world
 
 CTXS = [{"id": f"d{i}", "title": "T", "text": f"x{i}."} for i in range(4)]
@@ -63,3 +69,17 @@ def matches_a_template(text: str, templates) -> bool:
 
 def test_adopted_compares_normalised_values():
     assert adopted("The Lute.", FAKES) and not adopted("harp", FAKES)
+
+
+def test_counterfactuals_swap_every_answer_occurrence_for_a_wrong_value():
+    ctxs = [
+        {"id": "d2", "title": "B", "text": "Nothing about it."},
+        {"id": "d1", "title": "Kobami", "text": "Kobami plays the harp. The harp is old."},
+    ]
+    made = counterfactuals(ctxs, ["harp"], ["The Harp", "harp", "lute"], 2, random.Random(0), "cf")
+    assert [f["id"] for f in made] == ["cf-0", "cf-1"]
+    for fake in made:  # "The Harp" normalises to the answer: "lute" is the only wrong value
+        assert fake == {"id": fake["id"], "title": "Kobami", "fab_value": "lute",
+                        "text": "Kobami plays the lute. The lute is old."}  # fmt: skip
+    assert counterfactuals(ctxs[:1], ["harp"], ["lute"], 2, random.Random(0), "cf") == []
+    assert counterfactuals(ctxs, ["harp"], ["harp"], 2, random.Random(0), "cf") == []

@@ -121,3 +121,26 @@ def test_one_round_trains_both_agents_and_reports_strength_and_em(tmp_path, mlfl
     assert 0 <= scores["sft.heldout_1_top.adoption"] <= 1
     assert scores["registered_version"] == 1.0 and scores["promoted"] == 1.0
     assert (tmp_path / "ev/em_by_condition.png").is_file()
+
+
+def test_user_data_gets_counterfactual_conditions_and_the_world_a_popularity_split():
+    from components.atm.evaluate_step import conditions, em_by_popularity
+
+    tests = [
+        {"id": "q1", "question": "What does Kobami play?", "answers": ["harp"],
+         "ctxs": [{"id": "d1", "title": "Kobami", "text": "Kobami plays the harp."}]},
+        {"id": "q2", "question": "What does Ruvo play?", "answers": ["lute"],
+         "ctxs": [{"id": "d2", "title": "Ruvo", "text": "Ruvo plays the lute."}]},
+    ]  # fmt: skip
+    corpus = [c for q in tests for c in q["ctxs"]] + [{"id": "d3", "title": "C", "text": "x"}]
+    lists = conditions(tests, corpus, {}, seed=0)
+    assert {f"counterfactual_{n}_top" for n in (1, 2, 3)} <= set(lists)
+    (attacked, fakes), _ = lists["counterfactual_1_top"]
+    assert attacked[0]["text"] == "Kobami plays the lute." and fakes[0]["fab_value"] == "lute"
+    rows = [
+        {"model": "sft", "condition": "clean", "id": "q1", "em": True},
+        {"model": "sft", "condition": "clean", "id": "q2", "em": False},
+        {"model": "sft", "condition": "clean", "id": "q3", "em": True},
+    ]
+    split = em_by_popularity(rows, {"q1": True, "q2": False, "q3": False})
+    assert split == {"sft.clean.em_popular": 1.0, "sft.clean.em_tail": 0.5}

@@ -31,6 +31,7 @@ import numpy as np
 
 from components.common.cli import path_arguments, step_main, step_parser
 from components.common.io import ProjectError, atomic_path, read_json, write_jsonl
+from components.common.metrics import auroc
 from components.common.models import load_causal_lm
 from components.common.params import Profile
 from components.common.plots import line_plot
@@ -50,15 +51,6 @@ from components.grm_scorer.scorer_step import cot_suffix_of
 from components.grm_scorer.scorer_train import PathSet, selection_metrics
 
 log = logging.getLogger(__name__)
-
-
-def auroc(scores: Sequence[float], positives: Sequence[bool]) -> float:
-    """Area under the ROC curve; NaN when only one class is present."""
-    from sklearn.metrics import roc_auc_score
-
-    if len(set(positives)) < 2:
-        return math.nan
-    return float(roc_auc_score(np.asarray(positives, dtype=int), np.asarray(scores)))
 
 
 @dataclass

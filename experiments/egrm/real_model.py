@@ -11,12 +11,12 @@ import random
 import time
 from typing import Any
 
+from components.common.metrics import auroc
 from components.common.models import load_causal_lm, materialize_smollm2
 from components.common.repro import seed_everything
 from components.grm_scorer import reasoning
 from components.grm_scorer.consensus import consensus, route
 from components.grm_scorer.decode import direct_samples
-from components.grm_scorer.evaluate_step import auroc
 from pipelines.params import ProjectParams
 
 # sums a 135M instruct model gets right sometimes: two to four terms

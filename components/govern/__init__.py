@@ -1,0 +1,1 @@
+"""GOVERN: label-free multi-teacher distillation by a per-sample vote of gradient orientations."""

@@ -22,11 +22,19 @@ from components.common.io import ProjectError, write_json
 from components.common.msd import domain_cases, require_lesions
 from components.common.records import load_user_records
 from components.common.retrieval import read_corpus
+from components.govern.samples import user_records
 from pipelines.params import ProjectParams, load_project_params
 
 # the first stages of dvc.yaml: each depends on its manifest (grm_data reads no user data, but
 # depending on an empty manifest makes the check run before it too)
-FIRST_STAGES = ("data_prep", "ct_data", "grm_data", "knowtuning_data", "atm_data")
+FIRST_STAGES = (
+    "data_prep",
+    "ct_data",
+    "grm_data",
+    "knowtuning_data",
+    "atm_data",
+    "govern_data",
+)
 
 
 def md5_of(path: Path) -> str:
@@ -60,6 +68,8 @@ def user_inputs(params: ProjectParams) -> dict[str, dict[str, str]]:
     for key in ("corpus_file", "questions_file"):
         if getattr(params.atm_data, key):
             inputs["atm_data"][f"atm_data.{key}"] = getattr(params.atm_data, key)
+    if params.govern_data.samples_file:
+        inputs["govern_data"]["govern_data.samples_file"] = params.govern_data.samples_file
     if params.ct_data.source == "msd":
         for name, folder in params.ct_data.msd_domains.items():
             inputs["ct_data"][f"ct_data.msd_domains.{name}"] = folder
@@ -111,12 +121,19 @@ def check_atm_files(params: ProjectParams) -> None:
     read_questions(Path(data.questions_file), {document.id for document in corpus})
 
 
+def check_govern_samples(key: str, path: Path) -> None:
+    """Every line of the user's GOVERN samples names the same teachers (values: govern_data's)."""
+    check_file_exists(key, path)
+    user_records(path)
+
+
 # how each first stage's inputs are checked (JSONL files, MSD task folders)
 CHECK_INPUT = {
     "data_prep": check_jsonl,
     "ct_data": check_msd_folder,
     "knowtuning_data": check_jsonl,
     "atm_data": check_file_exists,  # their content together: check_atm_files
+    "govern_data": check_govern_samples,
 }
 
 

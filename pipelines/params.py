@@ -15,6 +15,7 @@ from components.ct_data.params import CtDataParams
 from components.data_prep.params import DataPrepParams
 from components.epi_finetune.params import FinetuneParams
 from components.evaluate.params import EvaluateParams
+from components.govern.params import GovernDataParams, GovernParams
 from components.grm_scorer.params import GrmDataParams, GrmParams
 from components.ilp_diagnosis.params import IlpParams
 from components.knowtuning.params import KnowTuningDataParams, KnowTuningParams
@@ -47,6 +48,8 @@ class ProjectParams(StrictModel):
     atm_base: PretrainParams = Field(default_factory=PretrainParams)
     atm_sft: FinetuneParams = Field(default_factory=lambda: FinetuneParams(method="full"))
     atm: AtmParams = Field(default_factory=AtmParams)
+    govern_data: GovernDataParams = Field(default_factory=GovernDataParams)
+    govern: GovernParams = Field(default_factory=GovernParams)
 
 
 def load_project_params(

@@ -25,7 +25,7 @@ from typing import IO
 
 # first stage(s) of each lane: `dvc repro --downstream` runs them and everything after them
 LANES: dict[str, tuple[str, ...]] = {
-    "llm+kt": ("data_prep", "knowtuning_data"),
+    "llm+kt+govern": ("data_prep", "knowtuning_data", "govern_data"),
     "seg+grm+atm": ("ct_data", "grm_data", "atm_data"),
 }
 # what runs before the lanes, alone: it validates params.yaml and the user's files for all of them

@@ -86,6 +86,13 @@ HEADLINES: dict[str, tuple[Figure, ...]] = {
         Figure("test EM, 2 held-out fabrications on top, SFT", "sft.heldout_2_top.em"),
         Figure("test EM, 2 held-out fabrications on top, ATM", "atm.heldout_2_top.em"),
     ),
+    "govern_data": (Figure("unlabeled samples", "unlabeled_samples"),),
+    "govern_distill": (Figure("GOVERN student's final loss", "govern.final_loss"),),
+    "govern_evaluate": (
+        Figure("test AUC, mean-KD student", "mean.auc"),
+        Figure("test AUC, GOVERN student", "govern.auc"),
+        Figure("test AUC, the teachers' mean", "ensemble_mean.auc"),
+    ),
 }
 PASS, MISS, RAN, NOT_RUN = "PASS", "MISS", "ran", "not run"
 MLFLOW_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default

@@ -226,6 +226,8 @@ PARAMETER_DESCRIPTIONS = {
     "atm_base": "params.yaml `atm_base`: pretrain's params for ATM's base.",
     "atm_sft": "params.yaml `atm_sft`: finetune's params for both warm-ups.",
     "atm": "params.yaml `atm`: the adversarial rounds and the attacked evaluation.",
+    "govern_data": "params.yaml `govern_data`: the synthetic teachers or the user's samples.",
+    "govern": "params.yaml `govern`: the vote, the baselines and the student's training.",
     "ct_data": "params.yaml `ct_data`: the synthetic multi-site CT volumes.",
     "seg_train": "params.yaml `seg_train`: the dual-task segmentation network and training.",
     "accelerator_type": "Kubernetes resource name of a training task's GPUs.",

@@ -48,6 +48,8 @@ PROJECT_SECTIONS = (
     "atm_base",
     "atm_sft",
     "atm",
+    "govern_data",
+    "govern",
 )
 
 

@@ -17,15 +17,12 @@ the stage with its file, line and field, and nothing is written."""
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
-from typing import Any
 
 from components.common.cli import path_arguments, step_main, step_parser
 from components.common.io import (
     ProjectError,
     atomic_path,
-    read_numbered_jsonl,
     write_json,
     write_jsonl,
 )
@@ -34,10 +31,9 @@ from components.common.repro import seed_everything
 from components.common.tracking import step_run
 from components.govern import world
 from components.govern.params import GovernDataParams, GovernDataStep
+from components.govern.samples import SPLITS, row_of, user_records
 
 log = logging.getLogger(__name__)
-SPLITS = ("unlabeled", "labeled", "dev", "test")
-LABELED = ("labeled", "dev", "test")
 COLUMNS = ["line", "id", "split", "label", "features", "teachers", "finite"]
 
 
@@ -58,56 +54,6 @@ def world_records(params: GovernDataParams) -> tuple[dict[str, list[dict]], list
         for name, split in splits.items()
     }
     return records, names
-
-
-def user_records(path: Path) -> tuple[dict[str, list[dict]], list[str], list[dict]]:
-    """The user's samples by split, the teachers' names, and one row per line for the suite."""
-    numbered = read_numbered_jsonl(path)
-    if not numbered:
-        raise ProjectError("no samples", file=path)
-    names = sorted(numbered[0][1].get("teachers") or {})
-    records: dict[str, list[dict]] = {split: [] for split in SPLITS}
-    rows = []
-    for line, record in numbered:
-        teachers = record.get("teachers")
-        if not isinstance(teachers, dict) or sorted(teachers) != names:
-            raise ProjectError(
-                f"expected an object with the teachers {names}",
-                file=path,
-                line=line,
-                field="teachers",
-            )
-        features = record.get("features")
-        if not isinstance(features, list):
-            raise ProjectError("expected a list of numbers", file=path, line=line, field="features")
-        values = [teachers[n] for n in names]
-        rows.append(row_of(line, record, features, values))
-        if record.get("split") in records:
-            records[record["split"]].append(
-                {
-                    "id": record.get("id"),
-                    "features": features,
-                    "teachers": values,
-                    "label": record.get("label"),
-                }
-            )
-    return records, names, rows
-
-
-def row_of(line: int, record: dict, features: list, teachers: list) -> dict[str, Any]:
-    numbers = [*features, *teachers]
-    finite = all(
-        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in numbers
-    )
-    return {
-        "line": line,
-        "id": record.get("id"),
-        "split": record.get("split"),
-        "label": record.get("label"),
-        "features": len(features),
-        "teachers": len(teachers),
-        "finite": finite,
-    }
 
 
 def expectations(dim: int) -> list:

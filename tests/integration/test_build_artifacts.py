@@ -68,7 +68,8 @@ def all_tasks(spec: dict) -> dict[str, dict]:
 
 
 def test_every_pipeline_compiles_to_a_spec_and_a_platform_spec(compiled):
-    assert set(PIPELINES) == {"llm", "reward", "segmentation", "knowtuning", "atm", "full"}
+    expected = {"llm", "reward", "segmentation", "knowtuning", "atm", "govern", "full"}
+    assert set(PIPELINES) == expected
     assert set(compiled) == set(PIPELINES) | {"llm-multi-node", "full-smollm2"}
 
 

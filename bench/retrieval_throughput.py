@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from components.common.io import write_json
-from components.common.retrieval import BM25Index, DenseIndex, MiniLMEncoder, read_corpus
+from components.common.retrieval import BM25Index, DenseIndex, SentenceEncoder, read_corpus
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.corpus is not None:
         corpus = read_corpus(args.corpus)
     queries = (questions * (args.queries // len(questions) + 1))[: args.queries]
-    encoder = MiniLMEncoder()
+    encoder = SentenceEncoder()
     encoder.encode(queries[:8])  # warm-up
     runs = []
     with tempfile.TemporaryDirectory() as folder:

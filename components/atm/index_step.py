@@ -15,7 +15,7 @@ from pathlib import Path
 from components.atm.params import AtmRetrieveStep, RetrieveParams
 from components.common.cli import path_arguments, step_main, step_parser
 from components.common.params import Profile
-from components.common.retrieval import DenseIndex, MiniLMEncoder, read_corpus
+from components.common.retrieval import DenseIndex, SentenceEncoder, read_corpus
 from components.common.tracking import step_run
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def run(
 
     with step_run("atm_index", profile, params):
         corpus = read_corpus(data_dir / "corpus.jsonl")
-        encoder = MiniLMEncoder()
+        encoder = SentenceEncoder()
         start = time.perf_counter()
         index = DenseIndex.build(corpus, encoder, params.batch_size)
         seconds = time.perf_counter() - start

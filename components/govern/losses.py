@@ -25,15 +25,11 @@ the student's gradient space (`min_norm_weights`)."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-TargetMode = Literal["mean_majority", "nearest_majority", "median_all"]
-TieMode = Literal["mean_all", "skip"]
-StageOneLoss = Literal["mse", "bce"]
+from components.govern.params import StageOneLoss, TargetMode, TieMode
 
 
 def orientations(teachers: torch.Tensor, student: torch.Tensor, eps: float = 0.0) -> torch.Tensor:

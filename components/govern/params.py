@@ -9,7 +9,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from components.common.params import StrictModel, step_schema
-from components.govern.losses import StageOneLoss, TargetMode, TieMode
+
+TargetMode = Literal["mean_majority", "nearest_majority", "median_all"]
+TieMode = Literal["mean_all", "skip"]
+StageOneLoss = Literal["mse", "bce"]
 
 # the label-free targets a student can be distilled towards; `labels` trains on the labels alone
 Rule = Literal["govern", "mean", "median", "best_single", "confidence", "aekd", "labels"]

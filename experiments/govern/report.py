@@ -205,6 +205,8 @@ def compare_section(result: dict[str, Any], shown: dict[str, bool], img: Path) -
 
 HEADER = """# GOVERN: results
 
+Regenerate this page: `python -m experiments.govern.benchmark report`.
+
 Code: `experiments/govern/benchmark.py` (the students of `components/govern` trained in-process)
 and this page's generator `experiments/govern/report.py`; the preregistration is
 `docs/results/govern/preregistration.json`, committed before any benchmark run.

@@ -81,6 +81,13 @@ def venv_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **extra}
 
 
+def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    """`dvc ARGS` in `repo`, with the repo's own SQLite MLflow store; output captured."""
+    env = venv_env(MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}")
+    command = [sys.executable, "-m", "dvc", *args]
+    return subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
+
+
 def run_torchrun(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 240):
     """`torchrun --standalone --nproc_per_node=2 ARGS` on CPU (gloo over loopback), one thread per
     rank, no stdin (nothing here reads it), output in files (ranks live in their own sessions and

@@ -6,15 +6,13 @@ date."""
 import json
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from components.common.nifti import save_nifti
-from tests.conftest import REPO_ROOT, copy_repo, venv_env
+from tests.conftest import REPO_ROOT, copy_repo, dvc
 from tests.ct_volumes import write_tiny_task
 
 pytestmark = pytest.mark.integration
@@ -30,12 +28,6 @@ def readme_msd_recipe() -> list[str]:
     match = re.search(r"\.venv/bin/dvc (exp run -S ct_data\.source=msd .*?)\n(?! )", readme, re.S)
     assert match, "README: the MSD recipe `dvc exp run -S ct_data.source=msd ...` is gone"
     return shlex.split(match.group(1).replace("\\\n", " "))
-
-
-def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    env = venv_env(MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}")
-    command = [sys.executable, "-m", "dvc", *args]
-    return subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@ govern_data, govern_distill, govern_evaluate), each writing its metrics file, an
 the registry; then `dvc status` is clean."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,7 @@ import yaml
 from mlflow import MlflowClient
 
 from pipelines.params import load_project_params
-from tests.conftest import copy_repo, venv_env
+from tests.conftest import copy_repo, dvc
 
 pytestmark = pytest.mark.integration
 
@@ -28,14 +26,7 @@ def dvc_repo(tmp_path_factory) -> Path:
     repo = copy_repo(tmp_path_factory.mktemp("repo"))
     params = load_project_params(repo / "params.yaml", SMALL)
     (repo / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
-    env = venv_env(MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}")
-    result = subprocess.run(
-        [sys.executable, "-m", "dvc", "repro", "govern_evaluate"],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    result = dvc(repo, "repro", "govern_evaluate")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return repo
 
@@ -51,12 +42,5 @@ def test_each_stage_writes_its_metrics_and_the_student_is_champion(dvc_repo):
 
 
 def test_dvc_status_is_clean_after_repro(dvc_repo):
-    env = venv_env()
-    result = subprocess.run(
-        [sys.executable, "-m", "dvc", "status", "govern_evaluate"],
-        cwd=dvc_repo,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    result = dvc(dvc_repo, "status", "govern_evaluate")
     assert result.returncode == 0 and "changed" not in result.stdout, result.stdout

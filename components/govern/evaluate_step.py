@@ -45,6 +45,19 @@ def scores(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     }
 
 
+def reference_scores(test: Split, names: list[str]) -> dict[str, float]:
+    """What a student is measured against: each teacher's scores and the teachers' mean and
+    median logits' (`<teacher>.auc`, `ensemble_mean.auc`, ...)."""
+    references = {name: test.teachers[:, k] for k, name in enumerate(names)}
+    references["ensemble_mean"] = test.teachers.mean(axis=1)
+    references["ensemble_median"] = np.median(test.teachers, axis=1)
+    return {
+        f"{name}.{m}": v
+        for name, logits in references.items()
+        for m, v in scores(logits, test.labels).items()
+    }
+
+
 def majority_membership(test: Split, student_logits: np.ndarray, eps: float) -> np.ndarray:
     """(n, K) booleans: teacher k is in the majority orientation on sample i."""
     import torch
@@ -87,13 +100,7 @@ def run(
         metrics: dict[str, float] = {}
         for name, value in logits.items():
             metrics |= {f"{name}.{k}": v for k, v in scores(value, test.labels).items()}
-        for k, teacher in enumerate(names):
-            metrics |= {
-                f"{teacher}.{m}": v for m, v in scores(test.teachers[:, k], test.labels).items()
-            }
-        ensembles = {"mean": test.teachers.mean(axis=1), "median": np.median(test.teachers, axis=1)}
-        for name, value in ensembles.items():
-            metrics |= {f"ensemble_{name}.{k}": v for k, v in scores(value, test.labels).items()}
+        metrics |= reference_scores(test, names)
         for name in logits:
             metrics[f"{name}.retention"] = metrics[f"{name}.auc"] / metrics["ensemble_mean.auc"]
         deployed = info["deployed"]

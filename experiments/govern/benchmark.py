@@ -41,16 +41,6 @@ class BenchConfig:
     supervised_epochs: int = 10
 
 
-def student_scores(logits, split) -> dict[str, float]:
-    from components.common.metrics import auroc
-
-    labels = split.labels == 1
-    return {
-        "auc": auroc(logits.tolist(), labels.tolist()),
-        "accuracy": float(((logits > 0) == labels).mean()),
-    }
-
-
 def run_regime(cfg: BenchConfig, seed: int, regime: str, arms: tuple[str, ...]) -> dict[str, Any]:
     import numpy as np
     import torch
@@ -58,7 +48,7 @@ def run_regime(cfg: BenchConfig, seed: int, regime: str, arms: tuple[str, ...]) 
     from components.govern import student as st
     from components.govern import world
     from components.govern.distill_step import best_teacher
-    from components.govern.evaluate_step import majority_membership
+    from components.govern.evaluate_step import majority_membership, scores
     from components.govern.params import GovernDataParams, GovernParams
 
     data = GovernDataParams(seed=seed, regime=regime, sizes=cfg.sizes)
@@ -96,10 +86,10 @@ def run_regime(cfg: BenchConfig, seed: int, regime: str, arms: tuple[str, ...]) 
             students[arm] = model
     logits = {name: st.predict(model, test.features) for name, model in students.items()}
     result: dict[str, Any] = {
-        "students": {name: student_scores(value, test) for name, value in logits.items()},
-        "ensemble_mean": student_scores(test.teachers.mean(axis=1), test),
-        "ensemble_median": student_scores(np.median(test.teachers, axis=1), test),
-        "teachers": [student_scores(test.teachers[:, k], test) for k in range(data.teachers)],
+        "students": {name: scores(value, test.labels) for name, value in logits.items()},
+        "ensemble_mean": scores(test.teachers.mean(axis=1), test.labels),
+        "ensemble_median": scores(np.median(test.teachers, axis=1), test.labels),
+        "teachers": [scores(test.teachers[:, k], test.labels) for k in range(data.teachers)],
         "best_teacher": best,
     }
     if "govern" in logits:

@@ -159,20 +159,11 @@ def run_seed(cfg: RealConfig, seed: int, work: Path, arms: tuple[str, ...]) -> d
 
 
 def teacher_metrics(data_dir: Path) -> dict[str, float]:
-    from components.govern.evaluate_step import scores
+    from components.govern.evaluate_step import reference_scores
     from components.govern.samples import read_splits
 
     splits, names = read_splits(data_dir)
-    test = splits["test"]
-    metrics = {}
-    for k, name in enumerate(names):
-        metrics |= {f"{name}.{m}": v for m, v in scores(test.teachers[:, k], test.labels).items()}
-    for name, value in {
-        "ensemble_mean": test.teachers.mean(axis=1),
-        "ensemble_median": np.median(test.teachers, axis=1),
-    }.items():
-        metrics |= {f"{name}.{m}": v for m, v in scores(value, test.labels).items()}
-    return metrics
+    return reference_scores(splits["test"], names)
 
 
 ARMS = ("govern", *BASELINES, "supervised_govern")

@@ -50,3 +50,14 @@ def test_aekd_weighs_the_nearer_teacher_fully():
     batch = st.as_batch(np.zeros((1, 2)), np.array([[1.0, 3.0]]), np.array([1]))
     loss = st.label_free_loss("aekd", GovernParams(), 0)(zero_student(), batch)
     assert loss.item() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_majority_membership_by_hand():
+    from components.govern.evaluate_step import majority_membership
+    from components.govern.samples import Split
+
+    # against a student at 0: (1, 2, -1) votes (+, +, -): the first two are the majority;
+    # (1, -1) ties: nobody is
+    test = Split(np.zeros((2, 1)), np.array([[1.0, 2, -1], [1, -1, 0]]), np.zeros(2), np.zeros(0))
+    member = majority_membership(test, np.zeros(2), eps=0.0)
+    assert member.tolist() == [[True, True, False], [False, False, False]]

@@ -23,6 +23,7 @@ from components.common.msd import domain_cases, require_lesions
 from components.common.records import load_user_records
 from components.common.retrieval import read_corpus
 from components.govern.samples import user_records
+from components.rlhb.logs import read_logs
 from pipelines.params import ProjectParams, load_project_params
 
 # the first stages of dvc.yaml: each depends on its manifest (grm_data reads no user data, but
@@ -34,6 +35,7 @@ FIRST_STAGES = (
     "knowtuning_data",
     "atm_data",
     "govern_data",
+    "rlhb_data",
 )
 
 
@@ -70,6 +72,8 @@ def user_inputs(params: ProjectParams) -> dict[str, dict[str, str]]:
             inputs["atm_data"][f"atm_data.{key}"] = getattr(params.atm_data, key)
     if params.govern_data.samples_file:
         inputs["govern_data"]["govern_data.samples_file"] = params.govern_data.samples_file
+    if params.rlhb_data.logs_file:
+        inputs["rlhb_data"]["rlhb_data.logs_file"] = params.rlhb_data.logs_file
     if params.ct_data.source == "msd":
         for name, folder in params.ct_data.msd_domains.items():
             inputs["ct_data"][f"ct_data.msd_domains.{name}"] = folder
@@ -127,6 +131,13 @@ def check_govern_samples(key: str, path: Path) -> None:
     user_records(path)
 
 
+def check_behaviour_logs(params: ProjectParams) -> None:
+    """Every line of the user's behaviour logs has the fields and the metrics rlhb_data reads."""
+    data = params.rlhb_data
+    if data.logs_file is not None:
+        read_logs(Path(data.logs_file), data.metrics)
+
+
 # how each first stage's inputs are checked (JSONL files, MSD task folders)
 CHECK_INPUT = {
     "data_prep": check_jsonl,
@@ -134,6 +145,7 @@ CHECK_INPUT = {
     "knowtuning_data": check_jsonl,
     "atm_data": check_file_exists,  # their content together: check_atm_files
     "govern_data": check_govern_samples,
+    "rlhb_data": check_file_exists,  # the lines with the metrics: check_behaviour_logs
 }
 
 
@@ -145,6 +157,7 @@ def check(params: ProjectParams) -> dict[str, dict]:
             CHECK_INPUT[stage](key, Path(path))
     check_seg_domains(params)
     check_atm_files(params)
+    check_behaviour_logs(params)
     return {
         stage: {
             key: {"path": path, "files": describe_files(Path(path))} for key, path in paths.items()

@@ -14,7 +14,7 @@ from typing import Any
 from kfp import compiler
 
 from components.common.io import ProjectError
-from pipelines import atm, full, govern, knowtuning, llm, reward, segmentation
+from pipelines import atm, full, govern, knowtuning, llm, reward, rlhb, segmentation
 from pipelines.params import load_project_params
 from pipelines.tasks import WORKSPACE_DEFAULTS
 
@@ -25,6 +25,7 @@ PIPELINES = {
     "knowtuning": knowtuning.build_pipeline,
     "atm": atm.build_pipeline,
     "govern": govern.build_pipeline,
+    "rlhb": rlhb.build_pipeline,
     "full": full.build_pipeline,
 }
 

@@ -16,6 +16,7 @@ from components.data_prep.params import DataPrepParams
 from components.epi_finetune.params import FinetuneParams
 from components.evaluate.params import EvaluateParams
 from components.govern.params import GovernDataParams, GovernParams
+from components.rlhb.params import RlhbDataParams, RlhbParams
 from components.grm_scorer.params import GrmDataParams, GrmParams
 from components.ilp_diagnosis.params import IlpParams
 from components.knowtuning.params import KnowTuningDataParams, KnowTuningParams
@@ -50,6 +51,8 @@ class ProjectParams(StrictModel):
     atm: AtmParams = Field(default_factory=AtmParams)
     govern_data: GovernDataParams = Field(default_factory=GovernDataParams)
     govern: GovernParams = Field(default_factory=GovernParams)
+    rlhb_data: RlhbDataParams = Field(default_factory=RlhbDataParams)
+    rlhb: RlhbParams = Field(default_factory=RlhbParams)
 
 
 def load_project_params(

@@ -26,7 +26,7 @@ from typing import IO
 # first stage(s) of each lane: `dvc repro --downstream` runs them and everything after them
 LANES: dict[str, tuple[str, ...]] = {
     "llm+kt+govern": ("data_prep", "knowtuning_data", "govern_data"),
-    "seg+grm+atm": ("ct_data", "grm_data", "atm_data"),
+    "seg+grm+atm+rlhb": ("ct_data", "grm_data", "atm_data", "rlhb_data"),
 }
 # what runs before the lanes, alone: it validates params.yaml and the user's files for all of them
 FIRST = "check"

@@ -93,6 +93,12 @@ HEADLINES: dict[str, tuple[Figure, ...]] = {
         Figure("test AUC, GOVERN student", "govern.auc"),
         Figure("test AUC, the teachers' mean", "ensemble_mean.auc"),
     ),
+    "rlhb_data": (Figure("logged triplets", "logs"),),
+    "rlhb_train": (Figure("RLHB's last mean reward (D's logit)", "rlhb.final_reward"),),
+    "rlhb_evaluate": (
+        Figure("hidden utility under b*, SFT", "sft.score"),
+        Figure("hidden utility under b*, RLHB", "rlhb.score"),
+    ),
 }
 PASS, MISS, RAN, NOT_RUN = "PASS", "MISS", "ran", "not run"
 MLFLOW_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default

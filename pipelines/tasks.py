@@ -228,6 +228,8 @@ PARAMETER_DESCRIPTIONS = {
     "atm": "params.yaml `atm`: the adversarial rounds and the attacked evaluation.",
     "govern_data": "params.yaml `govern_data`: the synthetic teachers or the user's samples.",
     "govern": "params.yaml `govern`: the vote, the baselines and the student's training.",
+    "rlhb_data": "params.yaml `rlhb_data`: the simulated search service or the user's logs.",
+    "rlhb": "params.yaml `rlhb`: the generator, the discriminator, RL and the baselines.",
     "ct_data": "params.yaml `ct_data`: the synthetic multi-site CT volumes.",
     "seg_train": "params.yaml `seg_train`: the dual-task segmentation network and training.",
     "accelerator_type": "Kubernetes resource name of a training task's GPUs.",

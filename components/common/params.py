@@ -50,6 +50,8 @@ PROJECT_SECTIONS = (
     "atm",
     "govern_data",
     "govern",
+    "rlhb_data",
+    "rlhb",
 )
 
 

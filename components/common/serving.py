@@ -18,19 +18,25 @@ if TYPE_CHECKING:
 MODEL_REQUIREMENTS = ["torch==2.13.0", "transformers==5.23.0", "accelerate==1.15.0"]
 
 
-def prompt_template(tokenizer: PreTrainedTokenizerBase) -> str:
-    """`render_prompt` as MLflow's `prompt_template`: a str.format string with one `{prompt}`."""
+def prompt_template(tokenizer: PreTrainedTokenizerBase, instruction: str = "{prompt}") -> str:
+    """`render_prompt` of `instruction` (a frame around the user's `{prompt}`, e.g. a fixed
+    conditioning line above it) as MLflow's `prompt_template`: a str.format string with one
+    `{prompt}`."""
     marker = "\0prompt\0"
-    rendered = render_prompt(tokenizer, marker)
+    rendered = render_prompt(tokenizer, instruction.replace("{prompt}", marker))
     return rendered.replace("{", "{{").replace("}", "}}").replace(marker, "{prompt}")
 
 
 def log_answering_model(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    max_new_tokens: int,
+    instruction: str = "{prompt}",
 ) -> ModelInfo:
     """Log the model as users load it. Both flavours decode greedily, up to `max_new_tokens`
     (the saved GenerationConfig). The pyfunc also renders a bare prompt the way SFT did and
-    returns the answer only; `mlflow.transformers.load_model` gives the plain pipeline."""
+    returns the answer only; `mlflow.transformers.load_model` gives the plain pipeline.
+    `instruction` frames the user's prompt (see `prompt_template`)."""
     model.generation_config = GenerationConfig(
         do_sample=False,
         max_new_tokens=max_new_tokens,
@@ -42,7 +48,7 @@ def log_answering_model(
         transformers_model={"model": model, "tokenizer": tokenizer},
         name="model",
         task="text-generation",
-        prompt_template=prompt_template(tokenizer),
+        prompt_template=prompt_template(tokenizer, instruction),
         # SFT encoded prompts without special tokens (components.common.sft)
         model_config={"return_full_text": False, "add_special_tokens": False},
         pip_requirements=MODEL_REQUIREMENTS,

@@ -1,4 +1,5 @@
-"""The tiny profile's byte-level BPE tokenizer, trained on the generated corpus (HF format)."""
+"""The tiny profile's tokenizers, trained on the generated corpus (HF format): byte-level BPE, and a
+word-level one for word worlds."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 SPECIAL_TOKENS = {"pad_token": "<|pad|>", "bos_token": "<|bos|>", "eos_token": "<|eos|>"}
+UNKNOWN = "<|unk|>"
 
 
 def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -33,3 +35,16 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedToke
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerFast, path: str | os.PathLike) -> None:
     tokenizer.save_pretrained(str(path))
+
+
+def train_word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer (split on whitespace, one id per word seen in `texts`), for worlds
+    whose texts are made of a small vocabulary of words: short sequences, and no word the model
+    can spell wrongly. A word not seen is `<|unk|>`; decoding joins words with spaces."""
+    vocabulary = {token: i for i, token in enumerate([*SPECIAL_TOKENS.values(), UNKNOWN])}
+    for text in texts:
+        for word in text.split():
+            vocabulary.setdefault(word, len(vocabulary))
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocabulary, unk_token=UNKNOWN))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token=UNKNOWN, **SPECIAL_TOKENS)

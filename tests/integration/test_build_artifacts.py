@@ -24,8 +24,9 @@ GPU_EXECUTORS = {
     "llm": {"pretrain-op", "finetune-op", "ilp-diagnosis-op"},
     "reward": {"grm-policy-op", "grm-scorer-op", "grm-evaluate-op"},
     "segmentation": {"seg-train-op", "seg-evaluate-op"},
+    "rlhb": {"rlhb-train-op", "rlhb-evaluate-op"},
 }
-GPU_EXECUTORS["full"] = set().union(*GPU_EXECUTORS.values())
+GPU_EXECUTORS["full"] = set().union(*(GPU_EXECUTORS[n] for n in ("llm", "reward", "segmentation")))
 GPU_EXECUTORS["llm-multi-node"] = GPU_EXECUTORS["llm"] - {"finetune-op"} | {"finetune-trainjob-op"}
 CPU_EXECUTORS = {"data-prep-op", "evaluate-op", "grm-data-op", "ct-data-op"}
 
@@ -68,7 +69,7 @@ def all_tasks(spec: dict) -> dict[str, dict]:
 
 
 def test_every_pipeline_compiles_to_a_spec_and_a_platform_spec(compiled):
-    expected = {"llm", "reward", "segmentation", "knowtuning", "atm", "govern", "full"}
+    expected = {"llm", "reward", "segmentation", "knowtuning", "atm", "govern", "rlhb", "full"}
     assert set(PIPELINES) == expected
     assert set(compiled) == set(PIPELINES) | {"llm-multi-node", "full-smollm2"}
 

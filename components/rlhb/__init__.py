@@ -1,0 +1,1 @@
+"""RLHB: aligning a generator directly on logged user behaviour (Jiang et al. 2024)."""

@@ -16,11 +16,11 @@ from components.data_prep.params import DataPrepParams
 from components.epi_finetune.params import FinetuneParams
 from components.evaluate.params import EvaluateParams
 from components.govern.params import GovernDataParams, GovernParams
-from components.rlhb.params import RlhbDataParams, RlhbParams
 from components.grm_scorer.params import GrmDataParams, GrmParams
 from components.ilp_diagnosis.params import IlpParams
 from components.knowtuning.params import KnowTuningDataParams, KnowTuningParams
 from components.pretrain.params import PretrainParams
+from components.rlhb.params import RlhbDataParams, RlhbParams
 from components.seg_train.params import SegTrainParams
 
 

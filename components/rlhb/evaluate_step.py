@@ -116,6 +116,8 @@ def run(
         metrics: dict[str, float] = {}
         samples: dict[str, list[str]] = {}
         score, topic_of = None, None
+        # V2 varies likes and dislikes: only where the logs have both
+        controllable = {"likes", "dislikes"} <= set(bh.parse_behaviour_text(info["b_star"]))
 
         def mean_score(model, tokenizer, questions: list[str], behaviour: str | None) -> float:
             torch.manual_seed(params.seed)
@@ -137,7 +139,9 @@ def run(
             if topic_of is not None:
                 shares = quality_shares([topic_of[q] for q in asked], samples[arm])
                 metrics |= {f"{arm}.{k}": v for k, v in shares.items()}
-            if arm == DEPLOYED and arm_info["conditioning"]:
+            if arm == DEPLOYED:
+                deployed = (model, tokenizer)
+            if arm == DEPLOYED and controllable:
                 by_level = {
                     like: mean_score(model, tokenizer, queries, text)
                     for like, text in level_behaviours(info["b_star"], info["bins"]).items()
@@ -146,7 +150,6 @@ def run(
                 metrics[f"{arm}.level_spearman"] = float(
                     spearmanr(list(by_level), list(by_level.values())).statistic
                 )
-                deployed = (model, tokenizer)
         write_json(report_dir / "samples.json", {a: s[:20] for a, s in samples.items()})
         pngs = [
             bar_plot(

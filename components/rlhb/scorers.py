@@ -51,9 +51,11 @@ def build_scorer(tokenizer: PreTrainedTokenizerBase, params: ScorerParams, outpu
 def encode(
     tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
 ) -> dict[str, torch.Tensor]:
-    """BOS (the first token the head reads) + the text, right-padded, cut at `max_length`."""
+    """BOS (or EOS, for a tokenizer without one: the first token, which the head reads) + the
+    text, right-padded, cut at `max_length`."""
+    first = tokenizer.eos_token_id if tokenizer.bos_token_id is None else tokenizer.bos_token_id
     ids = [
-        [tokenizer.bos_token_id, *seq][:max_length]
+        [first, *seq][:max_length]
         for seq in tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     ]
     width = max(len(i) for i in ids)

@@ -1,0 +1,265 @@
+"""docs/results/rlhb.md, every number computed from docs/results/rlhb/*.json:
+
+python -m experiments.rlhb.benchmark report"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from components.common.io import read_json
+from components.common.plots import grouped_bar_plot, line_plot
+from experiments.report import SPREAD_NOTE, mean_std, pm, table
+from experiments.rlhb.benchmark import ARMS, world_bounds
+from experiments.stats import mean_ci, paired_difference_ci, threshold_verdict
+
+PAGE = "rlhb.md"
+GAIN = 1.10  # preregistered (the spec's): RLHB's u / SFT's u >= 1.10
+NON_INFERIORITY = -0.05  # preregistered: u(RLHB) - u(RLHF) > -0.05
+SPEARMAN = 0.8  # preregistered (the spec's)
+COLLAPSE = 0.95  # preregistered (the spec's): D's mean output on generations
+OVERFIT = 0.9  # preregistered: D's held-out accuracy at the end
+LAST = 280  # "the last 20 iterations" of 300 (histories keep every 5th)
+CURVE_ARMS = ("rlhb", "no_bootstrap", "rho_0.5", "rollouts_1", "no_conditioning")
+
+
+def normalised(score: float) -> float:
+    low, high = world_bounds()
+    return (score - low) / (high - low)
+
+
+def u(seeds: Sequence[dict], arm: str, key: str = "score") -> list[float]:
+    return [normalised(s["arms"][arm][key]) for s in seeds]
+
+
+def spearman(levels: dict[str, float]) -> float:
+    keys = sorted(levels, key=int)
+    return float(spearmanr([int(k) for k in keys], [levels[k] for k in keys]).statistic)
+
+
+def late_mean(history: list[dict], key: str) -> float:
+    values = [row[key] for row in history if row["iteration"] > LAST and key in row]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def final(history: list[dict], key: str) -> float:
+    values = [row[key] for row in history if key in row]
+    return float(values[-1]) if values else float("nan")
+
+
+def phenomenon_section(result: dict[str, Any]) -> str:
+    seeds = result["seeds"]
+    accuracy = mean_ci([s["d_warmup_accuracy"] for s in seeds])
+    sft = mean_ci(u(seeds, "sft"))
+    carried = accuracy.low > 0.5
+    headroom = sft.high < 0.9
+    rows = [
+        (
+            "(a) D's held-out accuracy after warm-up (real vs shuffled behaviour), above 0.5",
+            pm([s["d_warmup_accuracy"] for s in seeds], 3),
+            accuracy.format(3),
+            "shown" if carried else "not shown",
+        ),
+        (
+            "(b) SFT's normalised utility u under b*, below 0.9",
+            pm(u(seeds, "sft"), 3),
+            sft.format(3),
+            "shown" if headroom else "not shown",
+        ),
+    ]
+    return "\n".join(
+        [
+            f"Seeds {', '.join(str(s['seed']) for s in seeds)}; {SPREAD_NOTE}; 95 % t intervals.",
+            "",
+            table(("phenomenon", "mean ± std", "95 % CI", ""), rows),
+        ]
+    )
+
+
+def claim_rows(seeds: Sequence[dict]) -> list[tuple[str, str, str]]:
+    rlhb = u(seeds, "rlhb")
+    ratio = mean_ci([r / s for r, s in zip(rlhb, u(seeds, "sft"), strict=True)])
+    rows = [("V1. u(RLHB) / u(SFT) >= 1.10", ratio.format(3), threshold_verdict(ratio, GAIN))]
+    for rival, name in (("rlhf", "pairwise RLHF"), ("rlhbc", "RLHBC")):
+        gap = paired_difference_ci(rlhb, u(seeds, rival))
+        verdict = threshold_verdict(gap, NON_INFERIORITY)
+        rows.append((f"V1. u(RLHB) - u({name}) > -0.05", gap.format(3), verdict))
+    correlations = [spearman(s["arms"]["rlhb"]["like_levels"]) for s in seeds]
+    interval = mean_ci(correlations)
+    verdict = "supported" if interval.estimate >= SPEARMAN else "not shown"
+    rows.append(("V2. Spearman(like level, true score) >= 0.8", interval.format(3), verdict))
+    for arm, rho in (("rho_0.5", "0.5"), ("rlhb", "0.1"), ("no_bootstrap", "0")):
+        outputs = [late_mean(s["histories"][arm], "d_prob_generated") for s in seeds]
+        collapsed = all(o >= COLLAPSE for o in outputs)
+        expected = arm == "rho_0.5"
+        verdict = "supported" if collapsed == expected else "contradicted"
+        rows.append(
+            (
+                f"V3. rho = {rho}: D's output on generations {'>=' if expected else '<'} 0.95",
+                ", ".join(f"{o:.3f}" for o in outputs),
+                verdict,
+            )
+        )
+    accuracy = [final(s["histories"]["no_bootstrap"], "d_accuracy") for s in seeds]
+    gap = paired_difference_ci(u(seeds, "no_bootstrap"), rlhb)
+    overfit = all(a >= OVERFIT for a in accuracy)
+    collapsed = gap.high < 0
+    rows.append(
+        (
+            "V3. no bootstrap: D over-fits (final held-out accuracy >= 0.9) or u drops",
+            f"accuracy {', '.join(f'{a:.3f}' for a in accuracy)}; u gap {gap.format(3)}",
+            "supported" if overfit or collapsed else "not shown",
+        )
+    )
+    noise = [
+        (s["arms"]["rollouts_1"]["return_noise"], s["arms"]["rlhb"]["return_noise"]) for s in seeds
+    ]
+    rows.append(
+        (
+            "V3. return noise n = 1 > n = 4, every seed",
+            "; ".join(f"{a:.3f} vs {b:.3f}" for a, b in noise),
+            "supported" if all(a > b for a, b in noise) else "not shown",
+        )
+    )
+    gap = paired_difference_ci(rlhb, u(seeds, "no_conditioning"))
+    rows.append(
+        ("ablation: u(RLHB) - u(no conditioning)", gap.format(3), threshold_verdict(gap, 0))
+    )
+    return rows
+
+
+def arm_table(seeds: Sequence[dict]) -> str:
+    rows = [
+        (
+            arm,
+            pm([s["arms"][arm]["score"] for s in seeds], 3),
+            pm(u(seeds, arm), 3),
+            pm(u(seeds, arm, "score_unseen"), 3),
+            pm([s["arms"][arm]["topic_share"] for s in seeds], 2),
+            pm([s["arms"][arm]["length_ok_share"] for s in seeds], 2),
+            pm([s["arms"][arm]["repetition_share"] for s in seeds], 2),
+        )
+        for arm in ARMS
+    ]
+    header = (
+        "arm",
+        "true score",
+        "u (logged queries)",
+        "u (never-logged template)",
+        "topic word",
+        "length 8-16",
+        "repetition",
+    )
+    return table(header, rows)
+
+
+def mean_curve(seeds: Sequence[dict], arm: str, key: str) -> tuple[list[float], list[float]]:
+    rows = [[r for r in s["histories"][arm] if key in r] for s in seeds]
+    length = min(len(r) for r in rows)
+    xs = [r["iteration"] for r in rows[0][:length]]
+    return xs, [float(np.mean([r[i][key] for r in rows])) for i in range(length)]
+
+
+def pictures(seeds: Sequence[dict], img: Path) -> list[str]:
+    lines = []
+    for key, ylabel, arms in (
+        ("reward", "mean clipped reward", (*CURVE_ARMS, "rlhbc", "rlhf")),
+        ("d_prob_generated", "D's mean output on generations", CURVE_ARMS),
+        ("d_accuracy", "D's held-out accuracy (real vs shuffled)", CURVE_ARMS),
+        (
+            "true_score_b_star",
+            "hidden utility of b* rollouts (monitor)",
+            (*CURVE_ARMS, "rlhbc", "rlhf"),
+        ),
+    ):
+        line_plot(
+            {arm: mean_curve(seeds, arm, key) for arm in arms},
+            img / f"rlhb_{key}.png",
+            title=f"{key}, mean over seeds",
+            xlabel="RL iteration",
+            ylabel=ylabel,
+        )
+        lines.append(f"![{key}](img/rlhb_{key}.png)")
+    levels = {
+        arm: (
+            [1, 2, 3, 4, 5],
+            [
+                normalised(float(np.mean([s["arms"][arm]["like_levels"][str(k)] for s in seeds])))
+                for k in range(1, 6)
+            ],
+        )
+        for arm in ("sft", "rlhb")
+    }
+    line_plot(
+        levels,
+        img / "rlhb_like_levels.png",
+        title="Conditioned like level against realised utility (V2)",
+        xlabel="likes level in the prompt (dislikes 6 - level)",
+        ylabel="u, mean over seeds",
+    )
+    lines.append("![like levels](img/rlhb_like_levels.png)")
+    causes = {
+        cause: {arm: mean_std([s["arms"][arm][f"{cause}_share"] for s in seeds]) for arm in ARMS}
+        for cause in ("topic", "length_ok", "repetition")
+    }
+    grouped_bar_plot(
+        causes,
+        img / "rlhb_causes.png",
+        title="The hidden utility's causes in each arm's answers under b*",
+        ylabel="share of answers",
+    )
+    lines.append("![causes](img/rlhb_causes.png)")
+    return lines
+
+
+HEADER = """# RLHB: results
+
+Regenerate this page: `python -m experiments.rlhb.benchmark report`.
+
+Code: `experiments/rlhb/benchmark.py` (the arms of `components/rlhb` trained in-process) and this
+page's generator `experiments/rlhb/report.py`; the preregistration is
+`docs/results/rlhb/preregistration.json`, committed before any benchmark run.
+
+The world (the spec's tiny CPU validation): a simulated search service, 30 topics x 5 query
+templates (the last never logged), a logging policy answering with good, mediocre and bad
+templated responses, and users whose hidden utility (topic word present, 8-16 words, no repeated
+word) drives Poisson likes and dislikes, with Poisson views and binomial clicks and an unlogged
+position that scales them all (noise). 20,000 logged triplets per seed. The generator is the
+project's tiny Llama (2 layers, 128 wide) on a word vocabulary, SFT'd on the logs with the
+behaviour text in the prompt, then 300 RL iterations (16 prompts x 4 rollouts, RLOO, KL 0.05 to
+the SFT policy). `u` normalises the true score between the worst response (0) and the best (1).
+"""
+
+
+def write_report(out: Path) -> None:
+    img = out.parent / "img"
+    img.mkdir(parents=True, exist_ok=True)
+    parts = [HEADER, "## 1. Does the benchmark contain the phenomenon?", ""]
+    phenomenon = out / "phenomenon.json"
+    if phenomenon.is_file():
+        parts += [phenomenon_section(read_json(phenomenon)), ""]
+    compare = out / "compare.json"
+    if compare.is_file():
+        seeds = read_json(compare)["seeds"]
+        parts += [
+            "## 2. The comparison",
+            "",
+            f"Seeds {', '.join(str(s['seed']) for s in seeds)}; {SPREAD_NOTE}; 95 % t "
+            "intervals (paired over seeds for differences).",
+            "",
+            "### Claims (preregistered)",
+            "",
+            table(("claim", "estimate [95 % CI] or per seed", "verdict"), claim_rows(seeds)),
+            "",
+            "### Every arm under b*",
+            "",
+            arm_table(seeds),
+            "",
+            *pictures(seeds, img),
+            "",
+        ]
+    (out.parent / PAGE).write_text("\n".join(parts).rstrip() + "\n", encoding="utf-8")

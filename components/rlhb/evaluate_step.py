@@ -94,6 +94,50 @@ def scorer_of(data_dir: Path, params: RlhbParams, tokenizer: Any):
     ).tolist(), None
 
 
+def plots(metrics: dict[str, float], arms: list[str], report_dir: Path, simulated: bool) -> list:
+    """score.png (each arm under b*, with its logged-query and never-logged scores), causes.png
+    (the hidden utility's causes per arm, simulator only), like_levels.png (V2)."""
+    from components.common.plots import grouped_bar_plot, line_plot
+
+    scores = {
+        where: {a: (metrics[f"{a}.{key}"], 0.0) for a in arms if f"{a}.{key}" in metrics}
+        for where, key in (("logged queries", "score"), ("never-logged", "score_unseen"))
+    }
+    pngs = [
+        grouped_bar_plot(
+            {where: values for where, values in scores.items() if values},
+            report_dir / "score.png",
+            title="rlhb: answers under b*",
+            ylabel="hidden utility (true score)" if simulated else "judge's shaped reward",
+        )
+    ]
+    if simulated:
+        causes = {
+            cause: {a: (metrics[f"{a}.{cause}_share"], 0.0) for a in arms}
+            for cause in ("topic", "length_ok", "repetition")
+        }
+        pngs.append(
+            grouped_bar_plot(
+                causes,
+                report_dir / "causes.png",
+                title="rlhb: the hidden utility's causes in the answers",
+                ylabel="share of answers",
+            )
+        )
+    levels = [k for k in metrics if k.startswith(f"{DEPLOYED}.like_level_")]
+    if levels:
+        pngs.append(
+            line_plot(
+                {DEPLOYED: (list(range(1, len(levels) + 1)), [metrics[k] for k in levels])},
+                report_dir / "like_levels.png",
+                title="rlhb: conditioned like level against the realised score",
+                xlabel="likes level in the prompt",
+                ylabel="score",
+            )
+        )
+    return pngs
+
+
 def run(
     params: RlhbParams, profile: Profile, data_dir: Path, model_dir: Path, report_dir: Path
 ) -> dict[str, float]:
@@ -102,7 +146,6 @@ def run(
     from scipy.stats import spearmanr
 
     from components.common.models import load_causal_lm
-    from components.common.plots import bar_plot, line_plot
     from components.common.serving import log_answering_model
     from components.rlhb.policy import generator_prompt
 
@@ -151,25 +194,7 @@ def run(
                     spearmanr(list(by_level), list(by_level.values())).statistic
                 )
         write_json(report_dir / "samples.json", {a: s[:20] for a, s in samples.items()})
-        pngs = [
-            bar_plot(
-                {a: metrics[f"{a}.score"] for a in info["arms"]},
-                report_dir / "score.png",
-                title="rlhb: answers under b*",
-                ylabel="hidden utility (true score)" if topic_of else "judge's shaped reward",
-            )
-        ]
-        levels = [k for k in metrics if k.startswith(f"{DEPLOYED}.like_level_")]
-        if levels:
-            pngs.append(
-                line_plot(
-                    {DEPLOYED: (list(range(1, len(levels) + 1)), [metrics[k] for k in levels])},
-                    report_dir / "like_levels.png",
-                    title="rlhb: conditioned like level against the realised score",
-                    xlabel="likes level in the prompt",
-                    ylabel="score",
-                )
-            )
+        pngs = plots(metrics, list(info["arms"]), report_dir, topic_of is not None)
         for png in pngs:
             mlflow.log_artifact(str(png), artifact_path="plots")
         mlflow.log_artifact(str(report_dir / "samples.json"))

@@ -56,7 +56,8 @@ def test_data_train_evaluate(tmp_path, mlflow_uri):
     for arm in info["arms"]:
         assert -0.27 <= evaluation[f"{arm}.score"] <= 0.19
     assert {f"rlhb.like_level_{k}" for k in range(1, 6)} <= set(evaluation)
-    assert (tmp_path / "r/ev/like_levels.png").is_file()
+    for png in ("score.png", "causes.png", "like_levels.png"):
+        assert (tmp_path / "r/ev" / png).is_file(), png
 
 
 def test_bootstrapped_generations_join_the_real_pool():

@@ -235,6 +235,55 @@ the SFT policy). `u` normalises the true score between the worst response (0) an
 """
 
 
+REAL_HEADER = """## 3. The real-model lane: SmolLM2-135M-Instruct with LoRA
+
+Code: `experiments/rlhb/real_model.py`; preregistration
+`docs/results/rlhb/real/preregistration.json`, committed before any run of the lane. The same
+product code (`components.rlhb.arms`, profile `smollm2`, LoRA r 8 on the attention projections)
+on the same simulator, sized for 2 CPU cores:
+2,000 logs, 40 LoRA SFT steps of 8, 300 discriminator warm-up steps, 15 RL iterations of 8 prompts
+x 4 rollouts at lr 1e-4, 40 logged queries x 2 answers under b* (the budget is in the config's
+docstring). At this size the lane shows whether the pipeline runs on a pretrained chat model and
+what SFT makes of it; 15 RL iterations say nothing about longer runs.
+"""
+
+
+def real_section(out: Path) -> list[str]:
+    parts = [REAL_HEADER]
+    phenomenon, compare = out / "real/phenomenon.json", out / "real/compare.json"
+    if phenomenon.is_file():
+        parts += [phenomenon_section(read_json(phenomenon)), ""]
+    if compare.is_file():
+        seeds = read_json(compare)["seeds"]
+        rows = [
+            (
+                arm,
+                pm([s["arms"][arm]["score"] for s in seeds], 3),
+                pm(u(seeds, arm), 3),
+                pm(u(seeds, arm, "score_unseen"), 3),
+                pm([s["arms"][arm]["topic_share"] for s in seeds], 2),
+                pm([s["arms"][arm]["length_ok_share"] for s in seeds], 2),
+                pm([s["arms"][arm]["repetition_share"] for s in seeds], 2),
+            )
+            for arm in ("sft", "rlhb")
+        ]
+        header = ("arm", "true score", "u (logged)", "u (never-logged)", "topic", "length", "rep.")
+        ratio = mean_ci([r / f for r, f in zip(u(seeds, "rlhb"), u(seeds, "sft"), strict=True)])
+        examples = seeds[0]["arms"]["rlhb"]["examples"][:2]
+        parts += [
+            f"Seeds {', '.join(str(s['seed']) for s in seeds)}; {SPREAD_NOTE}.",
+            "",
+            table(header, rows),
+            "",
+            f"V1. u(RLHB) / u(SFT) >= 1.10: {ratio.format(3)}, "
+            f"**{threshold_verdict(ratio, GAIN)}**.",
+            "",
+            "RLHB's answers (seed 0): " + "; ".join(f"`{e}`" for e in examples),
+            "",
+        ]
+    return parts
+
+
 def write_report(out: Path) -> None:
     img = out.parent / "img"
     img.mkdir(parents=True, exist_ok=True)
@@ -262,4 +311,6 @@ def write_report(out: Path) -> None:
             *pictures(seeds, img),
             "",
         ]
+    if (out / "real/preregistration.json").is_file():
+        parts += real_section(out)
     (out.parent / PAGE).write_text("\n".join(parts).rstrip() + "\n", encoding="utf-8")

@@ -109,4 +109,4 @@ class RlhbParams(StrictModel):
 
 
 RlhbDataStep = step_schema("RlhbDataStep", rlhb_data=RlhbDataParams)
-RlhbStep = step_schema("RlhbStep", rlhb=RlhbParams, rlhb_data=RlhbDataParams)
+RlhbStep = step_schema("RlhbStep", rlhb=RlhbParams)

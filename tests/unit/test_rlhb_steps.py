@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from components.common.io import ProjectError, read_json, read_jsonl
+from components.common.params import ModelParams
 from components.common.tokenizer import train_word_tokenizer
 from components.rlhb import data_step, evaluate_step, train_step
 from components.rlhb.adversarial import DiscriminatorReward, Triplet
@@ -41,7 +42,7 @@ def test_data_train_evaluate(tmp_path, mlflow_uri):
     record = read_jsonl(data / "logs.jsonl")[0]
     assert record["behaviour_text"].startswith("[User behavior] views: ")
     params = small_params(arms=("rlhbc", "rlhf", "no_bootstrap", "no_conditioning"))
-    trained = train_step.run(params, "tiny", RlhbDataParams(), data, models, tmp_path / "r/train")
+    trained = train_step.run(params, "tiny", ModelParams(), data, models, tmp_path / "r/train")
     info = read_json(models / "generators.json")
     assert set(info["arms"]) == {"sft", "rlhb", "rlhbc", "rlhf", "no_bootstrap", "no_conditioning"}
     assert not info["arms"]["no_conditioning"]["conditioning"]
@@ -127,6 +128,6 @@ def test_user_logs_train_with_the_judge_as_evaluation(tmp_path, mlflow_uri):
     metrics = data_step.run(RlhbDataParams(logs_file=str(path)), "tiny", data, tmp_path / "r")
     assert "logged_true_score" not in metrics and not (data / "world.json").exists()
     params = small_params()
-    train_step.run(params, "tiny", RlhbDataParams(), data, tmp_path / "m", tmp_path / "r/t")
+    train_step.run(params, "tiny", ModelParams(), data, tmp_path / "m", tmp_path / "r/t")
     evaluation = evaluate_step.run(params, "tiny", data, tmp_path / "m", tmp_path / "r/e")
     assert "rlhb.topic_share" not in evaluation and "rlhb.score" in evaluation

@@ -69,7 +69,14 @@ def arm_params(params, arm: str):
     return params
 
 
-def evaluate(setup, model, conditioned: bool, queries: list[dict], like_levels: bool) -> dict:
+def evaluate(
+    setup,
+    model,
+    conditioned: bool,
+    queries: list[dict],
+    like_levels: bool,
+    samples: int = EVAL_SAMPLES,
+) -> dict:
     """The arm's answers under b* on the logged queries (`score`, the causes' shares, a few
     examples) and on the never-logged template (`score_unseen`); with `like_levels`, the score
     conditioned on each like level (V2)."""
@@ -77,12 +84,12 @@ def evaluate(setup, model, conditioned: bool, queries: list[dict], like_levels: 
 
     from components.rlhb.evaluate_step import answers, level_behaviours, quality_shares
 
-    params = setup.params.model_copy(update={"eval_samples": EVAL_SAMPLES})
+    params = setup.params.model_copy(update={"eval_samples": samples})
     behaviour = setup.b_star if conditioned else None
 
     def sampled(questions: list[str], text: str | None) -> tuple[list[str], list[str]]:
         torch.manual_seed(setup.params.seed)
-        asked = [q for q in questions for _ in range(EVAL_SAMPLES)]
+        asked = [q for q in questions for _ in range(samples)]
         return asked, answers(model, setup.tokenizer, questions, text, params)
 
     logged = [q["query"] for q in queries if q["logged"]]
@@ -93,7 +100,7 @@ def evaluate(setup, model, conditioned: bool, queries: list[dict], like_levels: 
         "score": setup.monitor(asked, texts),
         "score_unseen": setup.monitor(*sampled(unseen, behaviour)),
         **quality_shares([topic_of[q] for q in asked], texts),
-        "examples": texts[:: EVAL_SAMPLES * 24][:5],
+        "examples": texts[:: samples * 24][:5],
     }
     if like_levels:
         result["like_levels"] = {

@@ -26,7 +26,8 @@ ARMS = ("sft", "rlhb")
 class RealConfig:
     """Sized for 2 CPU cores: 2,000 logs, 40 LoRA SFT steps of 8, 300 D warm-up steps, 15 RL
     iterations of 8 prompts x 4 rollouts, 40 logged queries (and 10 never-logged) x 2 answers.
-    The measured time is on the results page."""
+    Measured: the phenomenon stage about 6 minutes per seed, the comparison about 13 (LoRA SFT
+    ~4 s per step, an RL iteration ~30 s), two seeds side by side on 2 cores."""
 
     logs: int = 2000
     sft_steps: int = 40

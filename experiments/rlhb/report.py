@@ -301,9 +301,9 @@ Code: `experiments/rlhb/real_model.py`; preregistration
 product code (`components.rlhb.arms`, profile `smollm2`, LoRA r 8 on the attention projections)
 on the same simulator, sized for 2 CPU cores:
 2,000 logs, 40 LoRA SFT steps of 8, 300 discriminator warm-up steps, 15 RL iterations of 8 prompts
-x 4 rollouts at lr 1e-4, 40 logged queries x 2 answers under b* (the budget is in the config's
-docstring). At this size the lane shows whether the pipeline runs on a pretrained chat model and
-what SFT makes of it; 15 RL iterations say nothing about longer runs.
+x 4 rollouts at lr 1e-4, 40 logged queries x 2 answers under b* (the measured time is in the
+config's docstring). At this size the lane shows whether the pipeline runs on a pretrained chat
+model and what SFT makes of it; 15 RL iterations say nothing about longer runs.
 """
 
 

@@ -148,3 +148,23 @@ def test_preference_pairs_choose_the_higher_observed_score():
     pairs = preference_pairs([log("good", 5), log("bad", 1)], seed=0)
     assert pairs and all(p["chosen"] == "good" and p["rejected"] == "bad" for p in pairs)
     assert pairs[0]["meta"]["margin"] == pytest.approx(round(5 / 13 - 1 / 13, 6))
+
+
+def test_like_levels_mirror_dislikes_and_keep_the_rest_of_b_star():
+    from components.rlhb.evaluate_step import level_behaviours
+
+    b_star = "[User behavior] views: 5/5; clicks: 5/5; likes: 5/5; dislikes: 1/5"
+    texts = level_behaviours(b_star, 5)
+    assert texts[2] == "[User behavior] views: 5/5; clicks: 5/5; likes: 2/5; dislikes: 4/5"
+    assert texts[5] == b_star
+
+
+def test_a_fixed_reward_is_divided_by_its_sample_std_on_the_logs():
+    from components.rlhb.baselines import normalised
+
+    logged = [Triplet("q", str(v), "b") for v in (1.0, 2.0, 3.0)]
+    reward = normalised(lambda ts: torch.tensor([float(t.response) for t in ts]), logged)
+    # sample std of 1, 2, 3 is 1; of 2, 4, 6 it is 2
+    assert reward([Triplet("q", "4.0", "b")]).tolist() == [4.0]
+    doubled = normalised(lambda ts: torch.tensor([2 * float(t.response) for t in ts]), logged)
+    assert doubled([Triplet("q", "3.0", "b")]).tolist() == [3.0]

@@ -131,3 +131,33 @@ def test_user_logs_train_with_the_judge_as_evaluation(tmp_path, mlflow_uri):
     train_step.run(params, "tiny", ModelParams(), data, tmp_path / "m", tmp_path / "r/t")
     evaluation = evaluate_step.run(params, "tiny", data, tmp_path / "m", tmp_path / "r/e")
     assert "rlhb.topic_share" not in evaluation and "rlhb.score" in evaluation
+
+
+def test_a_d_step_sees_half_generated_half_shuffled_fakes_against_as_many_reals():
+    tokenizer = train_word_tokenizer(["q a b c d x y z w b1 b2"])
+    params = RlhbParams(bootstrap_ratio=0.0, scorer=SMALL_SCORER)
+    pool = [Triplet("q", "a b", "b1"), Triplet("q", "c d", "b2")] * 4
+    reward = DiscriminatorReward(
+        build_scorer(tokenizer, SMALL_SCORER, 1), tokenizer, pool, pool[:2], params,
+        random.Random(0),
+    )  # fmt: skip
+    seen = []
+    reward.step = lambda real, fake: seen.append((list(real), list(fake))) or 0.0
+    generated = [Triplet("q", w, "b1") for w in ("x", "y", "z", "w")]
+    reward.update(generated, torch.zeros(4))
+    ((real, fake),) = seen
+    assert len(real) == 4 and all(t in pool for t in real)
+    assert sum(t in generated for t in fake) == 2
+    shuffled_fakes = [t for t in fake if t not in generated]
+    assert len(shuffled_fakes) == 2 and all(t not in pool for t in shuffled_fakes)
+
+
+def test_the_word_tokenizer_and_a_framed_prompt_template():
+    from components.common.serving import prompt_template
+
+    tokenizer = train_word_tokenizer(["[User behavior] likes: 5/5", "Query: chess"])
+    ids = tokenizer("Query: chess go", add_special_tokens=False)["input_ids"]
+    assert tokenizer.convert_ids_to_tokens(ids) == ["Query:", "chess", "<|unk|>"]
+    assert tokenizer.decode(ids[:2]) == "Query: chess"
+    frame = "[User behavior] likes: 5/5\nQuery: {prompt}"
+    assert prompt_template(tokenizer, frame) == "[User behavior] likes: 5/5\nQuery: {prompt}\n"
